@@ -1,0 +1,172 @@
+"""`ar-pipeline`: generate demo data, run the whole pipeline, and read the AR summary.
+
+Paths come from the environment (defaults in brackets, relative to the project root):
+AR_DUCKDB_PATH [data/ar.duckdb], AR_LANDING_DIR [data/landing], DAGSTER_HOME [.dagster_home],
+AR_INGEST_CONFIG_DIR [ingest_configs], AR_TIMEZONE [UTC] for "today".
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+import click
+
+from ar_pipeline.lib.settings import REPO_DAGSTER_YAML, Paths
+
+
+def _export_paths(paths: Paths) -> None:
+    """Pin every path as an absolute env var for this process and the dbt subprocess it starts,
+    so Dagster, dbt and the summary all read and write the same files."""
+    os.environ["AR_DUCKDB_PATH"] = str(paths.duckdb)
+    os.environ["AR_LANDING_DIR"] = str(paths.landing_dir)
+    os.environ["AR_INGEST_CONFIG_DIR"] = str(paths.ingest_config_dir)
+    os.environ["DAGSTER_HOME"] = str(paths.dagster_home)
+    # dbt is started as a subprocess by name: make sure it is this environment's dbt.
+    bin_dir = str(Path(sys.executable).parent)
+    if bin_dir not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
+
+
+def ensure_dagster_home(dagster_home: Path) -> None:
+    """Create DAGSTER_HOME with the repository's dagster.yaml (kept in sync with the repo file)."""
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    target = dagster_home / "dagster.yaml"
+    if not target.exists() or target.read_text() != REPO_DAGSTER_YAML.read_text():
+        shutil.copyfile(REPO_DAGSTER_YAML, target)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Accounts-receivable analytics: QuickBooks/Stripe files → DuckDB marts, run by Dagster.
+
+    Typical use: `ar-pipeline generate` (demo data), `ar-pipeline run` (load, transform, check),
+    `ar-pipeline summary` (what finance wants to see first).
+    """
+
+
+@main.command()
+@click.option("--seed", default=42, show_default=True, help="Random seed; same seed, same files.")
+@click.option("--customers", default=400, show_default=True, help="Number of customers.")
+@click.option("--years", default=2.0, show_default=True, help="Years of history ending at --end-date.")
+@click.option("--invoices", default=25_000, show_default=True, help="Target number of invoices.")
+@click.option(
+    "--end-date",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    default=None,
+    help="Last day of history (YYYY-MM-DD). Default: today.",
+)
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def generate(seed: int, customers: int, years: float, invoices: int, end_date, quiet: bool) -> None:
+    """Write realistic QuickBooks and Stripe API pages (and a ground truth) to AR_LANDING_DIR.
+
+    Simulates customers with payment habits (prompt, pay-after-reminder, chronic late, seasonal,
+    deteriorating, defaulting), invoices, partial and multi-invoice payments, credit memos, voids,
+    refunds and disputes. Re-running with the same options rewrites the same bytes.
+    """
+    from ar_pipeline.lib.generator import GeneratorConfig, generate as run_generator
+
+    paths = Paths.from_env()
+    config = GeneratorConfig(
+        landing_dir=paths.landing_dir,
+        seed=seed,
+        customers=customers,
+        years=years,
+        invoices=invoices,
+        end_date=end_date.date() if end_date else date.today(),
+        progress=not quiet,
+    )
+    summary = run_generator(config)
+    click.echo(f"Wrote demo data to {paths.landing_dir} ({summary.elapsed_seconds:.1f}s)")
+    for (source, entity), count in sorted(summary.records.items()):
+        click.echo(f"  {source:<10} {entity:<18} {count:>10,}")
+
+
+@main.command()
+@click.option("--as-of", "as_of", default=None, help="Compute marts as of this date (YYYY-MM-DD). Default: today.")
+@click.option("--summary/--no-summary", default=True, show_default=True, help="Print the AR summary at the end.")
+def run(as_of: str | None, summary: bool) -> None:
+    """Materialize every asset (ingest → dbt → checks) in this process.
+
+    Runs against the Dagster instance in DAGSTER_HOME, so the run, its logs and every
+    materialization show up in the Dagster UI (`make ui`) afterwards.
+    """
+    from ar_pipeline.lib.dbt_args import parse_as_of
+
+    paths = Paths.from_env()
+    _export_paths(paths)
+    try:
+        as_of_date = parse_as_of(as_of, os.environ.get("AR_TIMEZONE", "UTC"))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--as-of") from exc
+    ensure_dagster_home(paths.dagster_home)
+    paths.duckdb.parent.mkdir(parents=True, exist_ok=True)
+    if not any(paths.landing_dir.glob("*/*/*.json")):
+        click.echo(
+            f"No landing files under {paths.landing_dir}. Run `ar-pipeline generate` first "
+            "or point AR_LANDING_DIR at your exports.",
+            err=True,
+        )
+        sys.exit(2)
+
+    result = run_pipeline(as_of_date, paths)
+    if not result.success:
+        click.echo("Run failed; see the log above or the run in the Dagster UI (make ui).", err=True)
+        sys.exit(1)
+    if summary:
+        print_summary(paths.duckdb)
+
+
+def run_pipeline(as_of_date: date, paths: Paths):
+    """Prepare the dbt manifest, load the definitions and execute the `refresh_ar` job."""
+    import dagster as dg
+
+    from ar_pipeline.defs.transform.project import prepare_dbt_manifest
+
+    started = time.monotonic()
+    click.echo("Preparing dbt manifest…")
+    prepare_dbt_manifest()
+    from ar_pipeline.definitions import defs
+
+    definitions = defs()
+    job = definitions.resolve_job_def("refresh_ar")
+    click.echo(f"Running {job.name} as of {as_of_date} (Dagster home: {paths.dagster_home})")
+    with dg.DagsterInstance.get() as instance:
+        result = job.execute_in_process(
+            instance=instance,
+            run_config={
+                "ops": {"ar_dbt_models": {"config": {"as_of_date": as_of_date.isoformat()}}},
+                "loggers": {"console": {"config": {"log_level": "INFO"}}},
+            },
+            raise_on_error=False,
+        )
+    click.echo(f"Run {result.run_id} {'succeeded' if result.success else 'FAILED'} "
+               f"in {time.monotonic() - started:.1f}s")
+    return result
+
+
+def print_summary(duckdb_path: Path, top: int = 10) -> None:
+    from rich.console import Console
+
+    from ar_pipeline.lib.summary import ar_summary, render_summary
+
+    Console().print(render_summary(ar_summary(duckdb_path, top=top)))
+    click.echo("\nExplore runs, lineage and checks: `make ui`, then open http://127.0.0.1:3000")
+
+
+@main.command()
+@click.option("--top", default=10, show_default=True, help="How many overdue customers to list.")
+def summary(top: int) -> None:
+    """Print total open AR, aging buckets, DSO and the top overdue customers from the marts."""
+    paths = Paths.from_env()
+    if not paths.duckdb.exists():
+        raise click.ClickException(f"{paths.duckdb} does not exist: run `ar-pipeline run` first.")
+    print_summary(paths.duckdb, top=top)
+
+
+if __name__ == "__main__":
+    main()

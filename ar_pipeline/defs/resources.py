@@ -1,0 +1,45 @@
+"""Resources shared by every area: the DuckDB warehouse, the landing folder and dbt.
+
+Paths come from environment variables (`AR_DUCKDB_PATH`, `AR_LANDING_DIR`, `AR_INGEST_CONFIG_DIR`)
+with the defaults documented in the README; see `ar_pipeline.lib.settings`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+from dagster_dbt import DbtCliResource
+from dagster_duckdb import DuckDBResource
+from pydantic import Field
+
+from ar_pipeline.lib.ingest_config import SourceSpec, load_source_specs
+from ar_pipeline.lib.settings import DBT_PROJECT_DIR, Paths
+
+
+class LandingResource(dg.ConfigurableResource):
+    """Where source files land and where the ingest configs that describe them live."""
+
+    landing_dir: str = Field(description="Folder with one sub-folder per source (AR_LANDING_DIR).")
+    ingest_config_dir: str = Field(description="Folder of ingest YAMLs (AR_INGEST_CONFIG_DIR).")
+
+    def landing_path(self) -> Path:
+        return Path(self.landing_dir)
+
+    def source_specs(self) -> list[SourceSpec]:
+        return load_source_specs(Path(self.ingest_config_dir))
+
+
+def build_resources(paths: Paths) -> dict[str, object]:
+    return {
+        "duckdb": DuckDBResource(database=str(paths.duckdb)),
+        "landing": LandingResource(
+            landing_dir=str(paths.landing_dir), ingest_config_dir=str(paths.ingest_config_dir)
+        ),
+        "dbt": DbtCliResource(project_dir=str(DBT_PROJECT_DIR), profiles_dir=str(DBT_PROJECT_DIR)),
+    }
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return dg.Definitions(resources=build_resources(Paths.from_env()))

@@ -1,0 +1,65 @@
+"""Configuration and summary types for the demo-data generator."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class GeneratorConfig(BaseModel):
+    """What to simulate and where to write it.
+
+    ``invoices`` is the number of finalized invoices (QuickBooks + Stripe) to create; a handful of
+    Stripe drafts are written on top of it. Everything is derived from ``seed`` and ``end_date``,
+    so the same config always produces byte-identical files.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    landing_dir: Path = Field(default=Path("data/landing"), description="Root of the landing zone.")
+    seed: int = Field(default=42, ge=0, description="Seed for numpy.random.default_rng.")
+    customers: int = Field(default=400, ge=1, le=1_000_000, description="Number of customers.")
+    years: float = Field(default=2.0, gt=0, le=20, description="Length of the history in years.")
+    invoices: int = Field(default=25_000, ge=1, le=50_000_000, description="Target invoice count.")
+    end_date: date = Field(default_factory=date.today, description="Last day of the history.")
+    progress: bool = Field(default=False, description="Show a rich progress bar on stderr.")
+
+    @field_validator("years")
+    @classmethod
+    def _years_at_least_a_month(cls, v: float) -> float:
+        if v * 365.25 < 28:
+            raise ValueError(f"years must cover at least 28 days (got {v} years)")
+        return v
+
+    @field_validator("end_date")
+    @classmethod
+    def _end_date_sane(cls, v: date) -> date:
+        if v.year < 1990 or v.year > 2200:
+            raise ValueError(f"end_date {v} is outside 1990..2200")
+        return v
+
+    @property
+    def history_days(self) -> int:
+        return max(28, int(round(self.years * 365.25)))
+
+
+@dataclass
+class GenerationSummary:
+    """What ``generate`` wrote."""
+
+    records: dict[tuple[str, str], int] = field(default_factory=dict)
+    files: dict[tuple[str, str], int] = field(default_factory=dict)
+    truth_dir: Path | None = None
+    elapsed_seconds: float = 0.0
+    bytes_written: int = 0
+
+    @property
+    def files_written(self) -> int:
+        return sum(self.files.values())
+
+    @property
+    def total_records(self) -> int:
+        return sum(self.records.values())

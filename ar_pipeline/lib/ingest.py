@@ -1,0 +1,360 @@
+"""Load landing files (API JSON pages) into typed DuckDB raw tables, quarantining bad records.
+
+The work is done by DuckDB in bulk: files are read whole with `read_text`, the records array is
+unnested, and all column paths of a record are extracted in one `json_extract_string` call. Each
+value is type-checked; a record with a missing required value or a value that does not cast goes to
+`ingest_audit.quarantine` with the file, the record's position, the column and what was expected.
+
+Idempotency: `ingest_audit.file_loads` remembers each file's size and mtime. Unchanged files are
+skipped; a changed file's earlier rows are removed and it is loaded again; a record already present
+with identical content (same key and hash, e.g. from an overlapping export) is not inserted twice.
+Every record in every file is accounted for: rows_in_file = loaded + duplicate + quarantined.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+
+from ar_pipeline.lib.ingest_config import DUCKDB_TYPES, ColumnSpec, EntitySpec, SourceSpec
+
+AUDIT_SCHEMA = "ingest_audit"
+LINEAGE_COLUMNS = {
+    "_source_file": "VARCHAR",
+    "_source_row": "BIGINT",
+    "_record_hash": "VARCHAR",
+    "_batch_id": "VARCHAR",
+    "_loaded_at": "TIMESTAMPTZ",
+}
+#: Files per DuckDB statement: bounds memory (a QuickBooks page of 1000 invoices is ~2.5 MB of text).
+FILES_PER_CHUNK = 250
+
+_EXPECTED = {
+    "varchar": "a string",
+    "decimal": "a decimal number",
+    "bigint": "an integer",
+    "boolean": "true or false",
+    "date": "a date YYYY-MM-DD",
+    "timestamp": "an ISO-8601 timestamp",
+    "json": "JSON",
+}
+
+
+@dataclass
+class EntityLoadResult:
+    source: str
+    table: str
+    files_seen: int = 0
+    files_loaded: int = 0
+    files_skipped_unchanged: int = 0
+    rows_in_files: int = 0
+    rows_loaded: int = 0
+    rows_duplicate: int = 0
+    rows_quarantined: int = 0
+    quarantine_samples: list[str] = field(default_factory=list)
+
+    @property
+    def reconciles(self) -> bool:
+        return self.rows_in_files == self.rows_loaded + self.rows_duplicate + self.rows_quarantined
+
+
+def qualified(source: SourceSpec, entity: EntitySpec) -> str:
+    return f"{source.schema_name}.{entity.table}"
+
+
+def ensure_tables(conn: duckdb.DuckDBPyConnection, source: SourceSpec, entity: EntitySpec) -> None:
+    """Create the raw table and the audit tables if they do not exist yet."""
+    conn.execute(f"CREATE SCHEMA IF NOT EXISTS {source.schema_name}")
+    conn.execute(f"CREATE SCHEMA IF NOT EXISTS {AUDIT_SCHEMA}")
+    cols = [f"{c.name} {DUCKDB_TYPES[c.type]}" for c in entity.columns]
+    cols += [f"{name} {typ}" for name, typ in LINEAGE_COLUMNS.items()]
+    conn.execute(f"CREATE TABLE IF NOT EXISTS {qualified(source, entity)} ({', '.join(cols)})")
+    conn.execute(
+        f"""CREATE TABLE IF NOT EXISTS {AUDIT_SCHEMA}.quarantine (
+            source VARCHAR, raw_table VARCHAR, source_file VARCHAR, source_row BIGINT,
+            column_name VARCHAR, expected VARCHAR, raw_value VARCHAR, reason VARCHAR,
+            record JSON, batch_id VARCHAR, quarantined_at TIMESTAMPTZ)"""
+    )
+    conn.execute(
+        f"""CREATE TABLE IF NOT EXISTS {AUDIT_SCHEMA}.file_loads (
+            source VARCHAR, raw_table VARCHAR, source_file VARCHAR, file_size BIGINT,
+            file_mtime_ns BIGINT, rows_in_file BIGINT, rows_loaded BIGINT, rows_duplicate BIGINT,
+            rows_quarantined BIGINT, batch_id VARCHAR, loaded_at TIMESTAMPTZ)"""
+    )
+
+
+def _typed_expr(column: ColumnSpec, raw: str) -> str:
+    """SQL turning the extracted text `raw` into the column's type (NULL when it does not cast)."""
+    if column.type == "json":
+        return f"CAST({raw} AS JSON)"
+    if column.type == "bigint":
+        # try_cast would round '12.5' to 13; an integer field with a fraction is bad data.
+        return f"CASE WHEN regexp_full_match({raw}, '-?[0-9]+') THEN CAST({raw} AS BIGINT) END"
+    return f"TRY_CAST({raw} AS {DUCKDB_TYPES[column.type]})"
+
+
+def _problem_expr(column: ColumnSpec, raw: str, typed: str) -> str:
+    """SQL yielding a struct describing what is wrong with this column's value, or NULL."""
+    expected = _EXPECTED[column.type]
+    checks = []
+    if column.required:
+        checks.append(
+            f"WHEN {raw} IS NULL THEN {{'column_name': '{column.name}', "
+            f"'expected': '{expected} (required)', 'raw_value': NULL::VARCHAR, "
+            f"'reason': 'missing required field {column.path}'}}"
+        )
+    if column.type != "json":
+        checks.append(
+            f"WHEN {raw} IS NOT NULL AND {typed} IS NULL THEN {{'column_name': '{column.name}', "
+            f"'expected': '{expected}', 'raw_value': left({raw}, 200), "
+            f"'reason': '{column.path}: expected {expected}, got ' || left({raw}, 200)}}"
+        )
+    if not checks:
+        return "NULL"
+    return "CASE " + " ".join(checks) + " END"
+
+
+def _sql_list(values: Iterable[str]) -> str:
+    return "[" + ", ".join("'" + v.replace("'", "''") + "'" for v in values) + "]"
+
+
+def _load_chunk(
+    conn: duckdb.DuckDBPyConnection,
+    source: SourceSpec,
+    entity: EntitySpec,
+    files: list[str],
+    batch_id: str,
+    loaded_at: datetime,
+) -> None:
+    """Parse, check and insert one chunk of files; per-file counts go to file_loads."""
+    paths = [c.path for c in entity.columns]
+    raw_cols = ",\n".join(f"v[{i + 1}] AS r_{c.name}" for i, c in enumerate(entity.columns))
+    typed_cols = ",\n".join(
+        f"{_typed_expr(c, f'r_{c.name}')} AS {c.name}" for c in entity.columns
+    )
+    problems = ", ".join(
+        _problem_expr(c, f"r_{c.name}", _typed_expr(c, f"r_{c.name}")) for c in entity.columns
+    )
+    conn.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE _ingest_records AS
+        WITH files AS (
+            SELECT filename, content, json_valid(content) AS is_valid
+            FROM read_text({_sql_list(files)})
+        ),
+        arrays AS (
+            SELECT filename,
+                   CASE WHEN is_valid THEN json_extract(content, '{entity.records_path}') END AS arr,
+                   is_valid
+            FROM files
+        ),
+        records AS (
+            SELECT filename, unnest(from_json(arr, '["JSON"]')) AS record,
+                   generate_subscripts(from_json(arr, '["JSON"]'), 1) AS source_row
+            FROM arrays WHERE json_type(arr) = 'ARRAY'
+        ),
+        extracted AS (
+            SELECT filename, source_row, record,
+                   json_extract_string(record, {_sql_list(paths)}) AS v
+            FROM records
+        ),
+        raw_values AS (
+            SELECT filename, source_row, record, {raw_cols} FROM extracted
+        )
+        SELECT filename, source_row, record, md5(CAST(record AS VARCHAR)) AS record_hash,
+               {typed_cols},
+               list_filter([{problems}], lambda p: p IS NOT NULL) AS problems
+        FROM raw_values
+        """
+    )
+    # A file that is not JSON, or whose records path is not an array, is quarantined as one row:
+    # nothing in it can be attributed to a record, and it must not vanish silently.
+    conn.execute(
+        f"""
+        INSERT INTO {AUDIT_SCHEMA}.quarantine
+        SELECT ?, ?, filename, NULL, NULL, 'a JSON file with an array at {entity.records_path}',
+               left(content, 200),
+               CASE WHEN NOT json_valid(content) THEN 'file is not valid JSON'
+                    ELSE 'no array at {entity.records_path} (found '
+                         || coalesce(json_type(json_extract(content, '{entity.records_path}')), 'nothing')
+                         || ')' END,
+               NULL, ?, ?
+        FROM read_text({_sql_list(files)})
+        WHERE NOT json_valid(content)
+           OR coalesce(json_type(json_extract(content, '{entity.records_path}')), 'NULL') NOT IN ('ARRAY', 'NULL')
+        """,
+        [source.source, entity.table, batch_id, loaded_at],
+    )
+    conn.execute(
+        f"""
+        INSERT INTO {AUDIT_SCHEMA}.quarantine
+        SELECT ?, ?, filename, source_row, problems[1].column_name, problems[1].expected,
+               problems[1].raw_value, list_aggregate(list_transform(problems, lambda p: p.reason), 'string_agg', '; '),
+               record, ?, ?
+        FROM _ingest_records WHERE len(problems) > 0
+        """,
+        [source.source, entity.table, batch_id, loaded_at],
+    )
+    key = entity.primary_key
+    key_match = " AND ".join(f"t.{k} IS NOT DISTINCT FROM n.{k}" for k in key)
+    col_names = ", ".join(c.name for c in entity.columns)
+    # Keep the first occurrence of an identical record within the chunk, and skip records already
+    # loaded from another file: same key and same content is the same fact, not a new version.
+    conn.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE _ingest_new AS
+        SELECT * FROM (
+            SELECT *, row_number() OVER (
+                PARTITION BY {", ".join(key)}, record_hash ORDER BY filename, source_row) AS _dup_rank
+            FROM _ingest_records WHERE len(problems) = 0
+        ) n
+        WHERE _dup_rank = 1 AND NOT EXISTS (
+            SELECT 1 FROM {qualified(source, entity)} t
+            WHERE {key_match} AND t._record_hash = n.record_hash)
+        """
+    )
+    conn.execute(
+        f"""
+        INSERT INTO {qualified(source, entity)}
+        SELECT {col_names}, filename, source_row, record_hash, ?, ? FROM _ingest_new
+        """,
+        [batch_id, loaded_at],
+    )
+    conn.execute(
+        f"""
+        INSERT INTO {AUDIT_SCHEMA}.file_loads
+        SELECT ?, ?, f.filename, NULL, NULL,
+               coalesce(r.n_in, 0), coalesce(l.n_loaded, 0),
+               coalesce(r.n_ok, 0) - coalesce(l.n_loaded, 0),
+               coalesce(r.n_bad, 0) + coalesce(fb.n_bad_file, 0), ?, ?
+        FROM (SELECT unnest({_sql_list(files)}) AS filename) f
+        LEFT JOIN (SELECT filename, count(*) AS n_in, count(*) FILTER (len(problems) = 0) AS n_ok,
+                          count(*) FILTER (len(problems) > 0) AS n_bad
+                   FROM _ingest_records GROUP BY filename) r USING (filename)
+        LEFT JOIN (SELECT filename, count(*) AS n_loaded FROM _ingest_new GROUP BY filename) l
+               USING (filename)
+        LEFT JOIN (SELECT source_file AS filename, count(*) AS n_bad_file
+                   FROM {AUDIT_SCHEMA}.quarantine
+                   WHERE raw_table = ? AND source = ? AND batch_id = ? AND source_row IS NULL
+                   GROUP BY source_file) fb USING (filename)
+        """,
+        [source.source, entity.table, batch_id, loaded_at, entity.table, source.source, batch_id],
+    )
+    # A broken file counts as one input "row" so that it shows up in the reconciliation totals.
+    conn.execute(
+        f"""UPDATE {AUDIT_SCHEMA}.file_loads SET rows_in_file = rows_in_file + 1
+            WHERE batch_id = ? AND raw_table = ? AND source = ? AND source_file IN (
+                SELECT source_file FROM {AUDIT_SCHEMA}.quarantine
+                WHERE batch_id = ? AND raw_table = ? AND source = ? AND source_row IS NULL)""",
+        [batch_id, entity.table, source.source] * 2,
+    )
+    conn.execute("DROP TABLE _ingest_records")
+    conn.execute("DROP TABLE _ingest_new")
+
+
+def _record_file_stats(
+    conn: duckdb.DuckDBPyConnection,
+    source: SourceSpec,
+    entity: EntitySpec,
+    batch_id: str,
+    stats: dict,
+) -> None:
+    """Remember size and mtime of the files just loaded, to skip them next time if unchanged."""
+    names = list(stats)
+    conn.execute(
+        f"""UPDATE {AUDIT_SCHEMA}.file_loads AS fl SET file_size = s.size, file_mtime_ns = s.mtime
+            FROM (SELECT unnest(?) AS name, unnest(?) AS size, unnest(?) AS mtime) s
+            WHERE fl.source_file = s.name AND fl.source = ? AND fl.raw_table = ? AND fl.batch_id = ?""",
+        [names, [stats[n].st_size for n in names], [stats[n].st_mtime_ns for n in names],
+         source.source, entity.table, batch_id],
+    )
+
+
+def landing_files(landing_dir: Path, source: SourceSpec, entity: EntitySpec) -> list[Path]:
+    return sorted((landing_dir / source.landing_subdir).glob(entity.files))
+
+
+def load_entity(
+    conn: duckdb.DuckDBPyConnection,
+    source: SourceSpec,
+    entity: EntitySpec,
+    landing_dir: Path,
+    batch_id: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> EntityLoadResult:
+    """Load new and changed landing files of one entity; returns what happened, file by file summed."""
+    batch_id = batch_id or uuid.uuid4().hex
+    loaded_at = datetime.now(UTC)
+    ensure_tables(conn, source, entity)
+    result = EntityLoadResult(source=source.source, table=entity.table)
+
+    files = landing_files(landing_dir, source, entity)
+    result.files_seen = len(files)
+    stats = {str(p): p.stat() for p in files}
+    known = dict(
+        (row[0], (row[1], row[2]))
+        for row in conn.execute(
+            f"""SELECT source_file, file_size, file_mtime_ns FROM {AUDIT_SCHEMA}.file_loads
+                WHERE source = ? AND raw_table = ?""",
+            [source.source, entity.table],
+        ).fetchall()
+    )
+    todo: list[str] = []
+    for name, st in stats.items():
+        seen = known.get(name)
+        if seen == (st.st_size, st.st_mtime_ns):
+            result.files_skipped_unchanged += 1
+        else:
+            todo.append(name)
+    changed = [name for name in todo if name in known]
+    conn.execute("BEGIN TRANSACTION")
+    try:
+        if changed:
+            # A file that changed replaces what it loaded before (never adds to it).
+            listing = _sql_list(changed)
+            conn.execute(
+                f"DELETE FROM {qualified(source, entity)} "
+                f"WHERE _source_file IN (SELECT unnest({listing}))"
+            )
+            for table in ("quarantine", "file_loads"):
+                conn.execute(
+                    f"""DELETE FROM {AUDIT_SCHEMA}.{table} WHERE source = ? AND raw_table = ?
+                        AND source_file IN (SELECT unnest({listing}))""",
+                    [source.source, entity.table],
+                )
+        for start in range(0, len(todo), FILES_PER_CHUNK):
+            chunk = todo[start : start + FILES_PER_CHUNK]
+            _load_chunk(conn, source, entity, chunk, batch_id, loaded_at)
+            if progress:
+                progress(min(start + FILES_PER_CHUNK, len(todo)), len(todo))
+        if todo:
+            _record_file_stats(conn, source, entity, batch_id, {n: stats[n] for n in todo})
+        conn.execute("COMMIT")
+    except Exception:
+        conn.execute("ROLLBACK")
+        raise
+
+    row = conn.execute(
+        f"""SELECT count(*), coalesce(sum(rows_in_file), 0), coalesce(sum(rows_loaded), 0),
+                   coalesce(sum(rows_duplicate), 0), coalesce(sum(rows_quarantined), 0)
+            FROM {AUDIT_SCHEMA}.file_loads WHERE batch_id = ? AND source = ? AND raw_table = ?""",
+        [batch_id, source.source, entity.table],
+    ).fetchone()
+    assert row is not None
+    (result.files_loaded, result.rows_in_files, result.rows_loaded, result.rows_duplicate,
+     result.rows_quarantined) = (int(x) for x in row)
+    result.quarantine_samples = [
+        f"{r[0]} record {r[1] if r[1] is not None else '-'}: {r[2]}"
+        for r in conn.execute(
+            f"""SELECT source_file, source_row, reason FROM {AUDIT_SCHEMA}.quarantine
+                WHERE batch_id = ? AND source = ? AND raw_table = ? ORDER BY source_file, source_row
+                LIMIT 5""",
+            [batch_id, source.source, entity.table],
+        ).fetchall()
+    ]
+    return result

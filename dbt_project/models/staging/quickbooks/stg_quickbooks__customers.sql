@@ -1,0 +1,63 @@
+with
+
+source as (
+
+    select * from {{ source('quickbooks', 'raw_customers') }}
+
+),
+
+latest_version as (
+
+    select
+        source.*,
+        row_number() over (
+            partition by id
+            order by
+                last_updated_at desc,
+                {{ dbt.safe_cast('sync_token', dbt.type_bigint()) }} desc,
+                _loaded_at desc,
+                _source_row desc
+        ) as version_rank
+    from source
+
+),
+
+renamed as (
+
+    select
+        ----------  ids
+        id as customer_id,
+        parent_id as parent_customer_id,
+        customer_type_id,
+        sales_term_id,
+
+        ----------  text
+        display_name as customer_name,
+        company_name,
+        fully_qualified_name,
+        email,
+        phone,
+        upper(currency) as currency,
+        bill_country,
+        bill_region,
+
+        ----------  booleans
+        coalesce(is_job, false) as is_job,
+        coalesce(is_active, true) as is_active,
+
+        ----------  amounts (major units, customer currency, as of the sync)
+        {{ to_money('balance') }} as balance,
+        {{ to_money('balance_with_jobs') }} as balance_with_jobs,
+
+        ----------  timestamps
+        created_at,
+        last_updated_at,
+        sync_token,
+        _loaded_at
+
+    from latest_version
+    where version_rank = 1
+
+)
+
+select * from renamed

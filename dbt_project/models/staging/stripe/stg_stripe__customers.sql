@@ -1,0 +1,62 @@
+with
+
+source as (
+
+    select * from {{ source('stripe', 'raw_customers') }}
+
+),
+
+latest_version as (
+
+    -- A re-fetched object is appended again; keep the most recently loaded copy.
+    select
+        source.*,
+        row_number() over (
+            partition by id
+            order by _loaded_at desc, _batch_id desc, _source_row desc
+        ) as version_rank
+    from source
+
+),
+
+currency_exponents as (
+
+    select * from {{ ref('currency_exponents') }}
+
+),
+
+renamed as (
+
+    select
+        ----------  ids
+        latest_version.id as customer_id,
+
+        ----------  text
+        latest_version.name as customer_name,
+        latest_version.email,
+        upper(latest_version.currency) as currency,
+        latest_version.address_country,
+        {{ json_extract_text('latest_version.metadata', '$.segment') }} as segment,
+        {{ json_extract_text('latest_version.metadata', '$.region') }} as region,
+
+        ----------  booleans
+        coalesce(latest_version.delinquent, false) as is_delinquent,
+        coalesce(latest_version.is_deleted, false) as is_deleted,
+
+        ----------  amounts (major units). Negative balance = credit the customer can use.
+        {{ minor_to_major('latest_version.balance', 'coalesce(currency_exponents.exponent, 2)') }} as balance,
+
+        ----------  timestamps (UTC)
+        {{ epoch_seconds_to_timestamp('latest_version.created') }} as created_at,
+
+        latest_version.metadata,
+        latest_version._loaded_at
+
+    from latest_version
+    left join currency_exponents
+        on lower(latest_version.currency) = currency_exponents.currency
+    where latest_version.version_rank = 1
+
+)
+
+select * from renamed
