@@ -6,6 +6,8 @@ with the defaults documented in the README; see `ar_pipeline.lib.settings`.
 
 from __future__ import annotations
 
+import shutil
+import sys
 from pathlib import Path
 
 import dagster as dg
@@ -30,13 +32,23 @@ class LandingResource(dg.ConfigurableResource):
         return load_source_specs(Path(self.ingest_config_dir))
 
 
+def dbt_executable() -> str:
+    """This environment's dbt (next to the running Python), else whatever `dbt` is on PATH."""
+    local = Path(sys.executable).parent / "dbt"
+    return str(local) if local.exists() else (shutil.which("dbt") or "dbt")
+
+
 def build_resources(paths: Paths) -> dict[str, object]:
     return {
         "duckdb": DuckDBResource(database=str(paths.duckdb)),
         "landing": LandingResource(
             landing_dir=str(paths.landing_dir), ingest_config_dir=str(paths.ingest_config_dir)
         ),
-        "dbt": DbtCliResource(project_dir=str(DBT_PROJECT_DIR), profiles_dir=str(DBT_PROJECT_DIR)),
+        "dbt": DbtCliResource(
+            project_dir=str(DBT_PROJECT_DIR),
+            profiles_dir=str(DBT_PROJECT_DIR),
+            dbt_executable=dbt_executable(),
+        ),
     }
 
 

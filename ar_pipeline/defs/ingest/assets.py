@@ -6,7 +6,6 @@ quarantined) and a warning when records were quarantined. Keys are `[source, tab
 dbt sources get, so the asset graph is one lineage from files to marts.
 """
 
-from __future__ import annotations
 
 import dagster as dg
 from dagster_duckdb import DuckDBResource

@@ -4,7 +4,6 @@ dbt sources are keyed `[source_name, table]`, the keys of the ingest assets, so 
 off the assets that load its raw tables. Groups follow the dbt folder (staging, intermediate, marts).
 """
 
-from __future__ import annotations
 
 import os
 from collections.abc import Mapping

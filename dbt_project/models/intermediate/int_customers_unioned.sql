@@ -1,0 +1,63 @@
+-- One row per customer across QuickBooks and Stripe, keyed '<source>:<source customer id>'.
+
+with
+
+quickbooks_customers as (
+
+    select * from {{ ref('stg_quickbooks__customers') }}
+
+),
+
+stripe_customers as (
+
+    select * from {{ ref('stg_stripe__customers') }}
+
+),
+
+quickbooks as (
+
+    select
+        {{ dbt.concat(["'quickbooks:'", 'customer_id']) }} as customer_id,
+        'quickbooks' as source,
+        customer_id as source_customer_id,
+        customer_name,
+        email,
+        customer_type_id as segment,
+        coalesce(bill_country, bill_region) as region,
+        -- A single-currency QBO company sends no CurrencyRef: everything is in the home currency.
+        coalesce(currency, {{ ar_home_currency() }}) as currency,
+        is_active,
+        case
+            when parent_customer_id is not null
+                then {{ dbt.concat(["'quickbooks:'", 'parent_customer_id']) }}
+        end as parent_customer_id
+    from quickbooks_customers
+
+),
+
+stripe as (
+
+    select
+        {{ dbt.concat(["'stripe:'", 'customer_id']) }} as customer_id,
+        'stripe' as source,
+        customer_id as source_customer_id,
+        customer_name,
+        email,
+        segment,
+        region,
+        currency,
+        not is_deleted as is_active,
+        cast(null as {{ dbt.type_string() }}) as parent_customer_id
+    from stripe_customers
+
+),
+
+unioned as (
+
+    select * from quickbooks
+    union all
+    select * from stripe
+
+)
+
+select * from unioned

@@ -1,0 +1,156 @@
+-- One row per dated amount applied to an invoice, across QuickBooks and Stripe:
+--   * QBO payment lines linked to an Invoice: 'payment', or 'credit_memo' when the payment has a
+--     zero total and also a line linked to a CreditMemo (that is how QBO records applying a credit);
+--   * Stripe invoice payments with status 'paid' ('payment', dated paid_at);
+--   * Stripe issued credit notes' pre_payment_amount ('credit_note', dated effective_at).
+-- Zero amounts (e.g. lines of voided QBO payments) are dropped. No as-of filter here.
+
+with
+
+quickbooks_payment_lines as (
+
+    select * from {{ ref('stg_quickbooks__payment_lines') }}
+
+),
+
+quickbooks_payments as (
+
+    select * from {{ ref('stg_quickbooks__payments') }}
+
+),
+
+stripe_invoice_payments as (
+
+    select * from {{ ref('stg_stripe__invoice_payments') }}
+    where status = 'paid'
+
+),
+
+stripe_credit_notes as (
+
+    select * from {{ ref('stg_stripe__credit_notes') }}
+    where status = 'issued'
+
+),
+
+stripe_invoices as (
+
+    select invoice_id, customer_id from {{ ref('stg_stripe__invoices') }}
+
+),
+
+quickbooks_credit_memo_payments as (
+
+    select payment_id
+    from quickbooks_payment_lines
+    where linked_txn_type = 'CreditMemo'
+    group by payment_id
+
+),
+
+quickbooks as (
+
+    select
+        {{ dbt.concat(["'quickbooks:'", 'quickbooks_payment_lines.payment_line_key']) }} as application_key,
+        'quickbooks' as source,
+        quickbooks_payment_lines.payment_id as source_payment_id,
+        {{ dbt.concat(["'quickbooks:'", 'quickbooks_payment_lines.linked_txn_id']) }} as invoice_key,
+        {{ dbt.concat(["'quickbooks:'", 'quickbooks_payments.customer_id']) }} as customer_id,
+        quickbooks_payments.payment_date as applied_date,
+        case
+            when quickbooks_credit_memo_payments.payment_id is not null
+                and quickbooks_payments.total_amount = 0
+                then 'credit_memo'
+            else 'payment'
+        end as application_type,
+        quickbooks_payment_lines.amount,
+        coalesce(quickbooks_payments.currency, {{ ar_home_currency() }}) as currency,
+        coalesce(
+            quickbooks_payments.exchange_rate,
+            case
+                when coalesce(quickbooks_payments.currency, {{ ar_home_currency() }}) = {{ ar_home_currency() }}
+                    then 1
+            end
+        ) as exchange_rate
+    from quickbooks_payment_lines
+    inner join quickbooks_payments
+        on quickbooks_payment_lines.payment_id = quickbooks_payments.payment_id
+    left join quickbooks_credit_memo_payments
+        on quickbooks_payment_lines.payment_id = quickbooks_credit_memo_payments.payment_id
+    where quickbooks_payment_lines.linked_txn_type = 'Invoice'
+        and quickbooks_payment_lines.amount <> 0
+
+),
+
+stripe_payments as (
+
+    select
+        {{ dbt.concat(["'stripe:'", 'stripe_invoice_payments.invoice_payment_id']) }} as application_key,
+        'stripe' as source,
+        coalesce(
+            stripe_invoice_payments.payment_intent_id,
+            stripe_invoice_payments.charge_id,
+            stripe_invoice_payments.invoice_payment_id
+        ) as source_payment_id,
+        {{ dbt.concat(["'stripe:'", 'stripe_invoice_payments.invoice_id']) }} as invoice_key,
+        {{ dbt.concat(["'stripe:'", 'stripe_invoices.customer_id']) }} as customer_id,
+        coalesce(stripe_invoice_payments.paid_date, stripe_invoice_payments.created_date) as applied_date,
+        'payment' as application_type,
+        stripe_invoice_payments.amount_paid as amount,
+        stripe_invoice_payments.currency,
+        case when stripe_invoice_payments.currency = {{ ar_home_currency() }} then 1 end as exchange_rate
+    from stripe_invoice_payments
+    left join stripe_invoices
+        on stripe_invoice_payments.invoice_id = stripe_invoices.invoice_id
+    where stripe_invoice_payments.amount_paid <> 0
+
+),
+
+stripe_credits as (
+
+    select
+        {{ dbt.concat(["'stripe:'", 'stripe_credit_notes.credit_note_id']) }} as application_key,
+        'stripe' as source,
+        stripe_credit_notes.credit_note_id as source_payment_id,
+        {{ dbt.concat(["'stripe:'", 'stripe_credit_notes.invoice_id']) }} as invoice_key,
+        {{ dbt.concat(["'stripe:'", 'coalesce(stripe_invoices.customer_id, stripe_credit_notes.customer_id)']) }} as customer_id,
+        coalesce(stripe_credit_notes.effective_date, stripe_credit_notes.created_date) as applied_date,
+        'credit_note' as application_type,
+        stripe_credit_notes.pre_payment_amount as amount,
+        stripe_credit_notes.currency,
+        case when stripe_credit_notes.currency = {{ ar_home_currency() }} then 1 end as exchange_rate
+    from stripe_credit_notes
+    left join stripe_invoices
+        on stripe_credit_notes.invoice_id = stripe_invoices.invoice_id
+    where stripe_credit_notes.pre_payment_amount <> 0
+
+),
+
+unioned as (
+
+    select * from quickbooks
+    union all
+    select * from stripe_payments
+    union all
+    select * from stripe_credits
+
+),
+
+final as (
+
+    select
+        application_key,
+        source,
+        source_payment_id,
+        invoice_key,
+        customer_id,
+        applied_date,
+        application_type,
+        {{ to_money('amount') }} as amount,
+        currency,
+        {{ to_money('exchange_rate') }} as exchange_rate
+    from unioned
+
+)
+
+select * from final

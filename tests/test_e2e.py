@@ -1,0 +1,143 @@
+"""End to end: generated exports → Dagster ingest → dbt marts, checked against the generator's truth.
+
+Runs the real `refresh_ar` job in-process on a real (ephemeral) Dagster instance, a real DuckDB file
+and a real `dbt build`. Two runs: as of the generator's end date, then as of an earlier month end
+on the same files (which must add no raw rows and reproduce that month end's truth).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import polars as pl
+import pytest
+
+END_DATE = date(2026, 6, 30)
+PAST_MONTH_END = date(2026, 3, 31)
+RAW_TABLES = [
+    "raw_quickbooks.raw_invoices", "raw_quickbooks.raw_payments", "raw_quickbooks.raw_credit_memos",
+    "raw_quickbooks.raw_customers", "raw_stripe.raw_invoices", "raw_stripe.raw_invoice_payments",
+    "raw_stripe.raw_credit_notes", "raw_stripe.raw_customers", "raw_stripe.raw_charges",
+]
+
+
+def run_refresh(as_of: date, instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
+    from ar_pipeline.definitions import defs
+
+    job = defs().resolve_job_def("refresh_ar")
+    return job.execute_in_process(
+        instance=instance,
+        run_config={"ops": {"ar_dbt_models": {"config": {"as_of_date": as_of.isoformat()}}}},
+        raise_on_error=False,
+    )
+
+
+def raw_counts(db: Path) -> dict[str, int]:
+    with duckdb.connect(str(db), read_only=True) as conn:
+        return {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in RAW_TABLES}
+
+
+def aging_by_bucket(db: Path) -> pl.DataFrame:
+    with duckdb.connect(str(db), read_only=True) as conn:
+        return conn.execute(
+            """SELECT as_of_date, aging_bucket, currency,
+                      CAST(round(sum(open_amount) * 100) AS BIGINT) AS open_minor,
+                      CAST(round(sum(home_open_amount) * 100) AS BIGINT) AS home_minor,
+                      count(*) AS invoices
+               FROM marts.fct_ar_aging GROUP BY ALL ORDER BY ALL"""
+        ).pl()
+
+
+def truth_by_bucket(landing: Path, as_of: date) -> pl.DataFrame:
+    truth = pl.read_parquet(landing / "_ground_truth" / "open_balances.parquet")
+    return (
+        truth.filter(pl.col("as_of_date") == as_of)
+        .group_by("as_of_date", "aging_bucket", "currency")
+        .agg(open_minor=pl.col("open_amount_minor").sum(), home_minor=pl.col("home_open_amount_minor").sum(),
+             invoices=pl.len())
+        .sort("as_of_date", "aging_bucket", "currency")
+    )
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory: pytest.TempPathFactory):
+    from ar_pipeline.defs.transform.project import prepare_dbt_manifest
+    from ar_pipeline.lib.generator import GeneratorConfig, generate
+
+    root = tmp_path_factory.mktemp("e2e")
+    landing = root / "landing"
+    db = root / "ar.duckdb"
+    generate(GeneratorConfig(landing_dir=landing, seed=7, customers=60, years=1.5, invoices=3000,
+                             end_date=END_DATE, progress=False))
+    mp = pytest.MonkeyPatch()
+    mp.setenv("AR_DUCKDB_PATH", str(db))
+    mp.setenv("AR_LANDING_DIR", str(landing))
+    prepare_dbt_manifest()
+    instance = dg.DagsterInstance.ephemeral()
+    first = run_refresh(END_DATE, instance)
+    yield {"landing": landing, "db": db, "instance": instance, "first": first}
+    mp.undo()
+
+
+def test_run_succeeds_with_every_check_passing(pipeline) -> None:
+    result = pipeline["first"]
+    assert result.success
+    evaluations = result.get_asset_check_evaluations()
+    assert len(evaluations) > 20  # ingest reconciliations + dbt tests
+    failed = [(e.asset_key.to_user_string(), e.check_name) for e in evaluations if not e.passed]
+    assert failed == []
+    materialized = {m.asset_key.to_user_string() for m in result.get_asset_materialization_events()
+                    for m in [m.event_specific_data.materialization]}
+    assert {"quickbooks/raw_invoices", "stripe/raw_invoices", "marts/fct_ar_aging", "marts/fct_invoices",
+            "marts/fct_payments", "marts/dim_customers"} <= materialized
+
+
+def test_aging_equals_ground_truth_to_the_cent(pipeline) -> None:
+    got = aging_by_bucket(pipeline["db"])
+    want = truth_by_bucket(pipeline["landing"], END_DATE)
+    assert got.height > 0 and want["invoices"].sum() > 100
+    assert got.select(want.columns).to_dicts() == want.to_dicts()
+
+
+def test_every_open_invoice_matches_truth(pipeline) -> None:
+    truth = pl.read_parquet(pipeline["landing"] / "_ground_truth" / "open_balances.parquet").filter(
+        pl.col("as_of_date") == END_DATE)
+    with duckdb.connect(str(pipeline["db"]), read_only=True) as conn:
+        got = conn.execute(
+            "SELECT source, source_invoice_id, CAST(round(open_amount * 100) AS BIGINT) AS open_minor, "
+            "days_past_due FROM marts.fct_ar_aging"
+        ).pl()
+    want = truth.select("source", "source_invoice_id", pl.col("open_amount_minor").alias("open_minor"),
+                        "days_past_due")
+    assert got.sort("source", "source_invoice_id").to_dicts() == want.sort(
+        "source", "source_invoice_id").cast({"days_past_due": pl.Int64}).to_dicts()
+
+
+def test_marts_shape_for_finance(pipeline) -> None:
+    with duckdb.connect(str(pipeline["db"]), read_only=True) as conn:
+        statuses = {r[0] for r in conn.execute("SELECT DISTINCT status FROM marts.fct_invoices").fetchall()}
+        currencies = {r[0] for r in conn.execute("SELECT DISTINCT currency FROM marts.fct_invoices").fetchall()}
+        paid_without_date = conn.execute(
+            "SELECT count(*) FROM marts.fct_invoices WHERE status = 'paid' AND paid_date IS NULL").fetchone()[0]
+        future = conn.execute(
+            "SELECT count(*) FROM marts.fct_invoices WHERE invoice_date > as_of_date").fetchone()[0]
+        sources = {r[0] for r in conn.execute("SELECT DISTINCT source FROM marts.fct_invoices").fetchall()}
+    assert statuses <= {"open", "paid", "void", "uncollectible"} and {"open", "paid"} <= statuses
+    assert currencies and all(c == c.upper() and len(c) == 3 for c in currencies)
+    assert sources == {"quickbooks", "stripe"}
+    assert paid_without_date == 0 and future == 0
+
+
+def test_rerun_as_of_past_month_end_adds_nothing_and_matches_truth(pipeline) -> None:
+    before = raw_counts(pipeline["db"])
+    second = run_refresh(PAST_MONTH_END, pipeline["instance"])
+    assert second.success
+    assert raw_counts(pipeline["db"]) == before
+    got = aging_by_bucket(pipeline["db"])
+    want = truth_by_bucket(pipeline["landing"], PAST_MONTH_END)
+    assert got.select(want.columns).to_dicts() == want.to_dicts()
+    assert set(got["as_of_date"].to_list()) == {PAST_MONTH_END}
