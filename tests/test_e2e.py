@@ -43,7 +43,7 @@ def raw_counts(db: Path) -> dict[str, int]:
 
 def aging_by_bucket(db: Path) -> pl.DataFrame:
     with duckdb.connect(str(db), read_only=True) as conn:
-        return conn.execute(
+        return conn.sql(
             """SELECT as_of_date, aging_bucket, currency,
                       CAST(round(sum(open_amount) * 100) AS BIGINT) AS open_minor,
                       CAST(round(sum(home_open_amount) * 100) AS BIGINT) AS home_minor,
@@ -107,7 +107,7 @@ def test_every_open_invoice_matches_truth(pipeline) -> None:
     truth = pl.read_parquet(pipeline["landing"] / "_ground_truth" / "open_balances.parquet").filter(
         pl.col("as_of_date") == END_DATE)
     with duckdb.connect(str(pipeline["db"]), read_only=True) as conn:
-        got = conn.execute(
+        got = conn.sql(
             "SELECT source, source_invoice_id, CAST(round(open_amount * 100) AS BIGINT) AS open_minor, "
             "days_past_due FROM marts.fct_ar_aging"
         ).pl()

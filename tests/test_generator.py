@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections import defaultdict
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
@@ -23,7 +23,15 @@ CENT = Decimal("0.01")
 
 # ----------------------------------------------------------------------------- helpers
 def _cfg(root: Path, **kw) -> GeneratorConfig:
-    base = dict(landing_dir=root, seed=7, customers=30, years=1.5, invoices=600, end_date=END, progress=False)
+    base = dict(
+        landing_dir=root,
+        seed=7,
+        customers=30,
+        years=1.5,
+        invoices=600,
+        end_date=END,
+        progress=False,
+    )
     base.update(kw)
     return GeneratorConfig(**base)
 
@@ -33,7 +41,9 @@ def _pages(folder: Path) -> list[dict]:
 
 
 def qbo(root: Path, folder: str, entity: str) -> list[dict]:
-    return [r for page in _pages(root / "quickbooks" / folder) for r in page["QueryResponse"][entity]]
+    return [
+        r for page in _pages(root / "quickbooks" / folder) for r in page["QueryResponse"][entity]
+    ]
 
 
 def stripe(root: Path, folder: str) -> list[dict]:
@@ -56,7 +66,7 @@ def resolve(rec, path: str):
 def castable(value, typ: str) -> bool:
     if typ == "varchar":
         return isinstance(value, str)
-    if typ == "decimal":
+    if typ in ("decimal", "rate"):
         return isinstance(value, (int, Decimal)) and not isinstance(value, bool)
     if typ == "bigint":
         return isinstance(value, int) and not isinstance(value, bool)
@@ -83,7 +93,7 @@ def money_minor(x) -> int:
 
 
 def utc_date(ts: int) -> date:
-    return datetime.fromtimestamp(ts, tz=timezone.utc).date()
+    return datetime.fromtimestamp(ts, tz=UTC).date()
 
 
 def month_ends(start: date, end: date) -> list[date]:
@@ -125,7 +135,9 @@ def test_config_defaults_and_validation(tmp_path):
 
 # ----------------------------------------------------------------------------- files & determinism
 def _snapshot(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+    }
 
 
 def test_deterministic_bytes(tmp_path):
@@ -151,7 +163,9 @@ def test_regenerate_removes_stale_pages_only(tmp_path):
     assert after < before
     assert after == s.files[("quickbooks", "invoice")]
     for folder in ("invoices", "charges", "invoice_payments"):
-        assert len(list((tmp_path / "stripe" / folder).glob("*.json"))) == s.files[("stripe", folder)]
+        assert (
+            len(list((tmp_path / "stripe" / folder).glob("*.json"))) == s.files[("stripe", folder)]
+        )
     assert keep1.exists() and keep2.exists()
 
 
@@ -178,7 +192,10 @@ def test_counts_and_envelopes(small):
     for folder in ("invoices", "charges", "customers"):
         pages = _pages(root / "stripe" / folder)
         assert [p["has_more"] for p in pages] == [True] * (len(pages) - 1) + [False]
-        assert all(p["object"] == "list" and p["url"] == f"/v1/{folder}" and len(p["data"]) <= 100 for p in pages)
+        assert all(
+            p["object"] == "list" and p["url"] == f"/v1/{folder}" and len(p["data"]) <= 100
+            for p in pages
+        )
         created = [r["created"] for p in pages for r in p["data"]]
         assert created == sorted(created, reverse=True)
 
@@ -202,14 +219,18 @@ def test_required_paths_present_and_castable(small, source):
                 for col in ent["columns"]:
                     v = resolve(rec, col["path"])
                     if col.get("required"):
-                        assert v is not _MISSING and v is not None, (ent["table"], col["name"], rec.get("Id", rec.get("id")))
+                        assert v is not _MISSING and v is not None, (
+                            ent["table"],
+                            col["name"],
+                            rec.get("Id", rec.get("id")),
+                        )
                     if v is not _MISSING and v is not None:
                         assert castable(v, col["type"]), (ent["table"], col["name"], v)
         if ent["table"] in ("raw_invoices", "raw_customers", "raw_payments", "raw_charges"):
             assert n > 0, ent["table"]
 
 
-# ----------------------------------------------------------------------------- QuickBooks arithmetic
+# ---------------------------------------------------------------- QuickBooks arithmetic
 def test_qbo_invoice_totals(small):
     root = small[0]
     invs = qbo(root, "invoice", "Invoice")
@@ -228,8 +249,12 @@ def test_qbo_invoice_totals(small):
         assert "ExchangeRate" in r
         if r["CurrencyRef"]["value"] != "USD":
             rate = Decimal(r["ExchangeRate"])
-            assert (Decimal(r["TotalAmt"]) * rate).quantize(CENT, ROUND_HALF_UP) == Decimal(r["HomeTotalAmt"])
-            assert (Decimal(r["Balance"]) * rate).quantize(CENT, ROUND_HALF_UP) == Decimal(r["HomeBalance"])
+            assert (Decimal(r["TotalAmt"]) * rate).quantize(CENT, ROUND_HALF_UP) == Decimal(
+                r["HomeTotalAmt"]
+            )
+            assert (Decimal(r["Balance"]) * rate).quantize(CENT, ROUND_HALF_UP) == Decimal(
+                r["HomeBalance"]
+            )
         if r.get("PrivateNote") == "Voided":
             assert Decimal(r["TotalAmt"]) == 0 == Decimal(r["Balance"])
             assert r["LinkedTxn"] == []
@@ -266,7 +291,11 @@ def test_qbo_payments_balance_and_invoice_balances(small):
         assert {x["TxnId"] for x in r["LinkedTxn"] if x["TxnType"] == "Payment"} == links[iid]
         assert Decimal(r["Balance"]) >= 0
     for mid, m in memos.items():
-        assert Decimal(m["Balance"]) == Decimal(m["RemainingCredit"]) == Decimal(m["TotalAmt"]) - applied_cm[mid]
+        assert (
+            Decimal(m["Balance"])
+            == Decimal(m["RemainingCredit"])
+            == Decimal(m["TotalAmt"]) - applied_cm[mid]
+        )
     assert n_credit_apps > 0 and n_multi > 0 and n_unapplied > 0
 
 
@@ -308,12 +337,18 @@ def test_stripe_invoice_amounts(small):
             assert r["due_date"] is not None
     assert {"open", "paid", "draft"} <= statuses
     for rf in refunds:
-        assert rf["amount"] <= charges[rf["charge"]]["amount_refunded"] <= charges[rf["charge"]]["amount"]
+        assert (
+            rf["amount"]
+            <= charges[rf["charge"]]["amount_refunded"]
+            <= charges[rf["charge"]]["amount"]
+        )
 
 
 # ----------------------------------------------------------------------------- truth vs source
 def _source_open_balances(root: Path, as_of: date) -> dict[tuple[str, str], tuple[int, int]]:
-    """Independent recomputation from the written JSON: (source, id) -> (open minor, home open minor)."""
+    """Independent recomputation from the written JSON.
+
+    Returns (source, id) -> (open minor units, home-currency open minor units)."""
     out = {}
     invs = qbo(root, "invoice", "Invoice")
     applied: dict[str, Decimal] = defaultdict(Decimal)
@@ -329,8 +364,10 @@ def _source_open_balances(root: Path, as_of: date) -> dict[tuple[str, str], tupl
         open_amt = Decimal(r["TotalAmt"]) - applied[r["Id"]]
         if open_amt > 0:
             rate = Decimal(r["ExchangeRate"])
-            out[("quickbooks", r["Id"])] = (money_minor(open_amt),
-                                            money_minor((open_amt * rate).quantize(CENT, ROUND_HALF_UP)))
+            out[("quickbooks", r["Id"])] = (
+                money_minor(open_amt),
+                money_minor((open_amt * rate).quantize(CENT, ROUND_HALF_UP)),
+            )
     paid: dict[str, int] = defaultdict(int)
     for ip in stripe(root, "invoice_payments"):
         if utc_date(ip["status_transitions"]["paid_at"]) <= as_of:
@@ -358,16 +395,31 @@ def test_truth_open_balances_match_source(small):
     dates = month_ends(start, cfg.end_date)
     assert sorted(ob["as_of_date"].unique().to_list()) == dates + [cfg.end_date]
     for as_of in [cfg.end_date] + dates[-3:] + dates[:1]:
-        truth = {(r["source"], r["source_invoice_id"]): (r["open_amount_minor"], r["home_open_amount_minor"])
-                 for r in ob.filter(pl.col("as_of_date") == as_of).iter_rows(named=True)}
+        truth = {
+            (r["source"], r["source_invoice_id"]): (
+                r["open_amount_minor"],
+                r["home_open_amount_minor"],
+            )
+            for r in ob.filter(pl.col("as_of_date") == as_of).iter_rows(named=True)
+        }
         src = _source_open_balances(root, as_of)
         assert truth == src, (as_of, set(truth) ^ set(src))
     # at end_date the open amount is also exactly the QBO Balance / Stripe amount_remaining
     end_truth = ob.filter(pl.col("as_of_date") == cfg.end_date)
-    q_bal = {r["Id"]: money_minor(r["Balance"]) for r in qbo(root, "invoice", "Invoice") if Decimal(r["Balance"]) > 0}
-    s_bal = {r["id"]: r["amount_remaining"] for r in stripe(root, "invoices") if r["status"] == "open"
-             and r["amount_remaining"] > 0}
-    t = {(r["source"], r["source_invoice_id"]): r["open_amount_minor"] for r in end_truth.iter_rows(named=True)}
+    q_bal = {
+        r["Id"]: money_minor(r["Balance"])
+        for r in qbo(root, "invoice", "Invoice")
+        if Decimal(r["Balance"]) > 0
+    }
+    s_bal = {
+        r["id"]: r["amount_remaining"]
+        for r in stripe(root, "invoices")
+        if r["status"] == "open" and r["amount_remaining"] > 0
+    }
+    t = {
+        (r["source"], r["source_invoice_id"]): r["open_amount_minor"]
+        for r in end_truth.iter_rows(named=True)
+    }
     assert {k[1]: v for k, v in t.items() if k[0] == "quickbooks"} == q_bal
     assert {k[1]: v for k, v in t.items() if k[0] == "stripe"} == s_bal
 
@@ -383,15 +435,22 @@ def test_truth_invoices_consistent(small):
     paid = tv.filter(pl.col("status_at_end") == "paid")
     assert paid["paid_date"].null_count() == 0
     assert (paid["days_late"] == (paid["paid_date"] - paid["due_date"]).dt.total_days()).all()
-    assert tv.filter(pl.col("status_at_end") != "paid")["paid_date"].null_count() == tv.height - paid.height
+    assert (
+        tv.filter(pl.col("status_at_end") != "paid")["paid_date"].null_count()
+        == tv.height - paid.height
+    )
     assert tv["exchange_rate"].str.contains(r"^\d+\.\d{6}$").all()
     assert (tv.filter(pl.col("currency") == "USD")["exchange_rate"] == "1.000000").all()
     q_inv = {r["Id"]: r for r in qbo(root, "invoice", "Invoice")}
     for r in tv.filter(pl.col("source") == "quickbooks").iter_rows(named=True):
         src = q_inv[r["source_invoice_id"]]
         assert money_minor(src["TotalAmt"]) == r["total_minor"]
-        assert src["DocNumber"] == r["invoice_number"] and src["DueDate"] == r["due_date"].isoformat()
-        assert (r["status_at_end"] == "paid") == (Decimal(src["Balance"]) == 0 and src.get("PrivateNote") != "Voided")
+        assert (
+            src["DocNumber"] == r["invoice_number"] and src["DueDate"] == r["due_date"].isoformat()
+        )
+        assert (r["status_at_end"] == "paid") == (
+            Decimal(src["Balance"]) == 0 and src.get("PrivateNote") != "Voided"
+        )
     s_inv = {r["id"]: r for r in stripe(root, "invoices")}
     for r in tv.filter(pl.col("source") == "stripe").iter_rows(named=True):
         src = s_inv[r["source_invoice_id"]]
@@ -409,8 +468,17 @@ def test_aging_buckets_follow_edges(medium):
     assert (ob["open_amount_minor"] > 0).all()
     for row in ob.select("days_past_due", "aging_bucket").unique().iter_rows():
         d, bucket = row
-        want = ("current" if d <= 0 else "1_30" if d <= 30 else "31_60" if d <= 60
-                else "61_90" if d <= 90 else "over_90")
+        want = (
+            "current"
+            if d <= 0
+            else "1_30"
+            if d <= 30
+            else "31_60"
+            if d <= 60
+            else "61_90"
+            if d <= 90
+            else "over_90"
+        )
         assert bucket == want, row
     assert set(ob["aging_bucket"].unique()) == {"current", "1_30", "31_60", "61_90", "over_90"}
     usd = ob.filter(pl.col("currency") == "USD")
@@ -422,8 +490,12 @@ def test_aging_buckets_follow_edges(medium):
 def test_archetypes_differ(medium):
     root = medium[0]
     tv = pl.read_parquet(root / "_ground_truth" / "invoices.parquet")
-    med = dict(tv.filter(pl.col("status_at_end") == "paid").group_by("archetype")
-               .agg(pl.col("days_late").median()).iter_rows())
+    med = dict(
+        tv.filter(pl.col("status_at_end") == "paid")
+        .group_by("archetype")
+        .agg(pl.col("days_late").median())
+        .iter_rows()
+    )
     assert med["chronic_late"] > med["prompt_payer"] + 20
     assert med["pay_after_reminder"] > med["prompt_payer"]
     assert med["chronic_late"] > med["pay_after_reminder"]
@@ -434,8 +506,10 @@ def test_archetypes_differ(medium):
     assert second > first + 7
     # defaulters leave old invoices open (or written off) at the end
     dflt = tv.filter(pl.col("archetype") == "defaulter")
-    stuck = dflt.filter(pl.col("status_at_end").is_in(["open", "uncollectible"])
-                        & (pl.col("due_date") < medium[2].end_date - timedelta(days=60)))
+    stuck = dflt.filter(
+        pl.col("status_at_end").is_in(["open", "uncollectible"])
+        & (pl.col("due_date") < medium[2].end_date - timedelta(days=60))
+    )
     assert stuck.height > 0
     # segments/regions/currencies are reflected in the source customers
     tc = pl.read_parquet(root / "_ground_truth" / "customers.parquet")
@@ -450,8 +524,12 @@ def test_archetypes_differ(medium):
 def test_nothing_after_end_date(small):
     root, _, cfg = small
     end = cfg.end_date
-    for folder, ent in (("invoice", "Invoice"), ("payment", "Payment"), ("creditmemo", "CreditMemo"),
-                        ("customer", "Customer")):
+    for folder, ent in (
+        ("invoice", "Invoice"),
+        ("payment", "Payment"),
+        ("creditmemo", "CreditMemo"),
+        ("customer", "Customer"),
+    ):
         for r in qbo(root, folder, ent):
             if "TxnDate" in r:
                 assert date.fromisoformat(r["TxnDate"]) <= end
@@ -460,16 +538,25 @@ def test_nothing_after_end_date(small):
                 assert ts.date() <= end and 8 <= ts.hour < 19
             assert r["MetaData"]["CreateTime"] <= r["MetaData"]["LastUpdatedTime"]
     event_fields = {
-        "invoices": ["created", "effective_at", "status_transitions.finalized_at", "status_transitions.paid_at",
-                     "status_transitions.voided_at", "status_transitions.marked_uncollectible_at"],
+        "invoices": [
+            "created",
+            "effective_at",
+            "status_transitions.finalized_at",
+            "status_transitions.paid_at",
+            "status_transitions.voided_at",
+            "status_transitions.marked_uncollectible_at",
+        ],
         "invoice_payments": ["created", "status_transitions.paid_at"],
-        "charges": ["created"], "refunds": ["created"], "disputes": ["created"],
-        "credit_notes": ["created", "effective_at"], "customers": ["created"],
+        "charges": ["created"],
+        "refunds": ["created"],
+        "disputes": ["created"],
+        "credit_notes": ["created", "effective_at"],
+        "customers": ["created"],
     }
     for folder, fields in event_fields.items():
         for r in stripe(root, folder):
             for f in fields:
                 v = resolve(r, "$." + f)
                 if v is not _MISSING and v is not None:
-                    dt = datetime.fromtimestamp(v, tz=timezone.utc)
+                    dt = datetime.fromtimestamp(v, tz=UTC)
                     assert dt.date() <= end and 8 <= dt.hour < 20, (folder, f, v)

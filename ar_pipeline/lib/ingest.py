@@ -37,6 +37,7 @@ FILES_PER_CHUNK = 250
 _EXPECTED = {
     "varchar": "a string",
     "decimal": "a decimal number",
+    "rate": "a decimal number",
     "bigint": "an integer",
     "boolean": "true or false",
     "date": "a date YYYY-MM-DD",

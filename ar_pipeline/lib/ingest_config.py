@@ -14,13 +14,14 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-ColumnType = Literal["varchar", "decimal", "bigint", "boolean", "date", "timestamp", "json"]
+ColumnType = Literal["varchar", "decimal", "rate", "bigint", "boolean", "date", "timestamp", "json"]
 
 #: DuckDB type each config type is loaded as. Money from QuickBooks arrives in major units with up
 #: to 2 (sometimes more) decimals, so DECIMAL(18,4) keeps it exact; Stripe money is integer minor units.
 DUCKDB_TYPES: dict[str, str] = {
     "varchar": "VARCHAR",
     "decimal": "DECIMAL(18,4)",
+    "rate": "DECIMAL(18,10)",
     "bigint": "BIGINT",
     "boolean": "BOOLEAN",
     "date": "DATE",

@@ -20,3 +20,10 @@
 {% macro to_home_amount(amount_expr, exchange_rate_expr) -%}
     cast(round({{ amount_expr }} * {{ exchange_rate_expr }}, 2) as {{ dbt.type_numeric() }})
 {%- endmacro %}
+
+
+{#- Exchange rates keep 10 decimals: QuickBooks sends rates with more than the 2-6 shown on screen,
+    and rounding a rate before multiplying moves home amounts by cents. -#}
+{% macro to_rate(rate_expr) -%}
+    cast({{ rate_expr }} as decimal(28, 10))
+{%- endmacro %}

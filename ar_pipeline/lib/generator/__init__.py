@@ -10,7 +10,6 @@ ingest configs in ``ingest_configs/`` read) plus ground-truth parquet files in
 
 from __future__ import annotations
 
-import sys
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -21,15 +20,34 @@ from .config import GenerationSummary, GeneratorConfig
 from .jsonfmt import PageWriter
 from .simulate import EPOCH, Sim, simulate
 
-__all__ = ["GeneratorConfig", "GenerationSummary", "generate", "QBO_ENTITIES", "STRIPE_ENTITIES",
-           "TRUTH_DIRNAME"]
+__all__ = [
+    "QBO_ENTITIES",
+    "STRIPE_ENTITIES",
+    "TRUTH_DIRNAME",
+    "GenerationSummary",
+    "GeneratorConfig",
+    "generate",
+]
 
 QBO_PAGE = 1000
 STRIPE_PAGE = 100
 TRUTH_DIRNAME = "_ground_truth"
 # folder -> QBO entity name
-QBO_ENTITIES = {"customer": "Customer", "invoice": "Invoice", "payment": "Payment", "creditmemo": "CreditMemo"}
-STRIPE_ENTITIES = ("customers", "invoices", "invoice_payments", "charges", "refunds", "disputes", "credit_notes")
+QBO_ENTITIES = {
+    "customer": "Customer",
+    "invoice": "Invoice",
+    "payment": "Payment",
+    "creditmemo": "CreditMemo",
+}
+STRIPE_ENTITIES = (
+    "customers",
+    "invoices",
+    "invoice_payments",
+    "charges",
+    "refunds",
+    "disputes",
+    "credit_notes",
+)
 
 
 def _clean(folder: Path, pattern: str) -> None:
@@ -62,18 +80,34 @@ def generate(cfg: GeneratorConfig) -> GenerationSummary:
     progress = None
     if cfg.progress:
         from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
 
-        progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                            TimeElapsedColumn(), console=Console(stderr=True), transient=False)
+        progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=Console(stderr=True),
+            transient=False,
+        )
         progress.start()
     try:
         task = progress.add_task("simulating", total=None) if progress else None
         sim = simulate(cfg)
         q = quickbooks.build(sim)
         st = stripe.build(sim)
-        qframes = {"customer": (q.customers, q.customer_expr), "invoice": (q.invoices, q.invoice_expr),
-                   "payment": (q.payments, q.payment_expr), "creditmemo": (q.creditmemos, q.creditmemo_expr)}
+        qframes = {
+            "customer": (q.customers, q.customer_expr),
+            "invoice": (q.invoices, q.invoice_expr),
+            "payment": (q.payments, q.payment_expr),
+            "creditmemo": (q.creditmemos, q.creditmemo_expr),
+        }
         total_pages = sum(max(1, -(-df.height // QBO_PAGE)) for df, _ in qframes.values())
         total_pages += sum(max(1, -(-st.frames[k].height // STRIPE_PAGE)) for k in STRIPE_ENTITIES)
         if progress:
@@ -84,9 +118,12 @@ def generate(cfg: GeneratorConfig) -> GenerationSummary:
         for folder, (df, expr) in qframes.items():
             ent = QBO_ENTITIES[folder]
 
-            def wrap(body: str, page: int, n: int, last: bool, ent: str = ent) -> str:
-                return (f'{{"QueryResponse":{{"{ent}":[{body}],"startPosition":{(page - 1) * QBO_PAGE + 1},'
-                        f'"maxResults":{n}}},"time":"{qtime}"}}')
+            def wrap(page: int, n: int, last: bool, ent: str = ent) -> tuple[str, str]:
+                start = (page - 1) * QBO_PAGE + 1
+                return (
+                    f'{{"QueryResponse":{{"{ent}":[',
+                    f'],"startPosition":{start},"maxResults":{n}}},"time":"{qtime}"}}',
+                )
 
             n, pages = writer.write_entity(qdir / folder, df, expr, QBO_PAGE, wrap, chunk_pages=20)
             summary.records[("quickbooks", folder)] = n
@@ -95,11 +132,13 @@ def generate(cfg: GeneratorConfig) -> GenerationSummary:
         for folder in STRIPE_ENTITIES:
             df, expr = st.frames[folder], st.exprs[folder]
 
-            def wrap(body: str, page: int, n: int, last: bool, folder: str = folder) -> str:
-                return (f'{{"object":"list","url":"/v1/{folder}","has_more":{"false" if last else "true"},'
-                        f'"data":[{body}]}}')
+            def wrap(page: int, n: int, last: bool, folder: str = folder) -> tuple[str, str]:
+                more = "false" if last else "true"
+                return (f'{{"object":"list","url":"/v1/{folder}","has_more":{more},"data":[', "]}")
 
-            n, pages = writer.write_entity(sdir / folder, df, expr, STRIPE_PAGE, wrap, chunk_pages=200)
+            n, pages = writer.write_entity(
+                sdir / folder, df, expr, STRIPE_PAGE, wrap, chunk_pages=200
+            )
             summary.records[("stripe", folder)] = n
             summary.files[("stripe", folder)] = pages
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import polars as pl
@@ -42,8 +42,10 @@ def money(e: pl.Expr) -> pl.Expr:
     ip = (a // 100).cast(pl.String)
     fr = a % 100
     body = (
-        pl.when(fr == 0).then(pl.concat_str([ip, L(".0")]))
-        .when(fr % 10 == 0).then(pl.concat_str([ip, L("."), (fr // 10).cast(pl.String)]))
+        pl.when(fr == 0)
+        .then(pl.concat_str([ip, L(".0")]))
+        .when(fr % 10 == 0)
+        .then(pl.concat_str([ip, L("."), (fr // 10).cast(pl.String)]))
         .otherwise(pl.concat_str([ip, L("."), fr.cast(pl.String).str.zfill(2)]))
     )
     return pl.when(e < 0).then(pl.concat_str([L("-"), body])).otherwise(body)
@@ -52,8 +54,9 @@ def money(e: pl.Expr) -> pl.Expr:
 def rate6(e: pl.Expr) -> pl.Expr:
     """Integer rate * 1e6 -> '1.084512' (6 decimals)."""
     a = e.cast(pl.Int64)
-    return pl.concat_str([(a // 1_000_000).cast(pl.String), L("."),
-                          (a % 1_000_000).cast(pl.String).str.zfill(6)])
+    return pl.concat_str(
+        [(a // 1_000_000).cast(pl.String), L("."), (a % 1_000_000).cast(pl.String).str.zfill(6)]
+    )
 
 
 def date_s(day: pl.Expr) -> pl.Expr:
@@ -63,12 +66,14 @@ def date_s(day: pl.Expr) -> pl.Expr:
 
 def qbo_ts(secs: pl.Expr) -> pl.Expr:
     """Local (company, America/Los_Angeles) wall-clock seconds -> ISO-8601 with offset."""
-    return (pl.from_epoch(secs.cast(pl.Int64), time_unit="s")
-            .dt.replace_time_zone("America/Los_Angeles", ambiguous="earliest", non_existent="null")
-            .dt.to_string("%Y-%m-%dT%H:%M:%S%:z"))
+    return (
+        pl.from_epoch(secs.cast(pl.Int64), time_unit="s")
+        .dt.replace_time_zone("America/Los_Angeles", ambiguous="earliest", non_existent="null")
+        .dt.to_string("%Y-%m-%dT%H:%M:%S%:z")
+    )
 
 
-def members(pairs: Sequence[tuple[str, "pl.Expr | str"]]) -> "pl.Expr | str":
+def members(pairs: Sequence[tuple[str, pl.Expr | str]]) -> pl.Expr | str:
     """'"k":v,"k2":v2' (no braces). A str value is literal JSON text; an Expr is a column of JSON
     text. Returns a str when every value is literal."""
     pieces: list = []
@@ -89,14 +94,14 @@ def members(pairs: Sequence[tuple[str, "pl.Expr | str"]]) -> "pl.Expr | str":
     return pl.concat_str(pieces)
 
 
-def obj(pairs: Sequence[tuple[str, "pl.Expr | str"]]) -> "pl.Expr | str":
+def obj(pairs: Sequence[tuple[str, pl.Expr | str]]) -> pl.Expr | str:
     m = members(pairs)
     if isinstance(m, str):
         return "{" + m + "}"
     return pl.concat_str([L("{"), m, L("}")])
 
 
-def frag(pieces: Iterable["pl.Expr | str"]) -> pl.Expr:
+def frag(pieces: Iterable[pl.Expr | str]) -> pl.Expr:
     """Concatenate literal text and expressions."""
     return pl.concat_str([L(p) if isinstance(p, str) else p for p in pieces])
 
@@ -136,7 +141,10 @@ def stripe_ids(prefix: str, idx: np.ndarray, salt: int) -> np.ndarray:
 
 
 class PageWriter:
-    """Writes envelopes of pre-rendered records; tracks counts and bytes."""
+    """Writes envelopes around pre-rendered records; tracks bytes.
+
+    Records are rendered by polars with a trailing comma, then pages are cut straight out of the
+    Arrow string buffer (no per-record Python objects)."""
 
     def __init__(self, progress=None, task=None):
         self.progress = progress
@@ -149,25 +157,41 @@ class PageWriter:
         df: pl.DataFrame,
         record: pl.Expr,
         page_size: int,
-        wrap: Callable[[str, int, int, bool], str],
+        wrap: Callable[[int, int, bool], tuple[str, str]],
         chunk_pages: int = 50,
     ) -> tuple[int, int]:
         """Render ``record`` over ``df`` (already in file order) and write pages.
-        ``wrap(body, page_no, n_on_page, is_last)`` returns the file text."""
+        ``wrap(page_no, n_on_page, is_last)`` returns the (head, tail) text around the records."""
         folder.mkdir(parents=True, exist_ok=True)
         n = df.height
         n_pages = max(1, -(-n // page_size))
-        page = 0
         chunk = page_size * chunk_pages
+        page = 0
         for c0 in range(0, max(n, 1), chunk):
-            recs = df.slice(c0, chunk).select(record.alias("j")).to_series().to_list() if n else []
-            for p0 in range(0, max(len(recs), 1), page_size):
-                part = recs[p0:p0 + page_size]
+            part = df.slice(c0, chunk)
+            m = part.height
+            if m:
+                ser = part.select(pl.concat_str([record, L(",")]).alias("j")).to_series()
+                arr = ser.to_arrow(compat_level=pl.CompatLevel.oldest())
+                if hasattr(arr, "combine_chunks"):
+                    arr = arr.combine_chunks()
+                bufs = arr.buffers()
+                offs = np.frombuffer(bufs[1], dtype=np.int64)[arr.offset : arr.offset + m + 1]
+                data = memoryview(bufs[2])
+            for p0 in range(0, max(m, 1), page_size):
+                k = min(page_size, m - p0)
                 page += 1
-                text = wrap(",".join(part), page, len(part), page == n_pages)
-                data = text.encode("utf-8")
-                (folder / f"page_{page:05d}.json").write_bytes(data)
-                self.bytes += len(data)
+                head, tail = wrap(page, k, page == n_pages)
+                hb, tb = head.encode(), tail.encode()
+                with open(folder / f"page_{page:05d}.json", "wb") as f:
+                    f.write(hb)
+                    size = len(hb) + len(tb)
+                    if k > 0:
+                        body = data[int(offs[p0]) : int(offs[p0 + k]) - 1]
+                        f.write(body)
+                        size += len(body)
+                    f.write(tb)
+                self.bytes += size
                 if self.progress is not None:
                     self.progress.advance(self.task, 1)
         return n, page

@@ -111,19 +111,113 @@ def _fx_table(rng: np.random.Generator, n_days: int) -> np.ndarray:
     return out
 
 
-_NAME_A = (
-    "Acme Apex Atlas Aurora Beacon Birch Blue Bright Cascade Cedar Civic Cobalt Copper Crest "
-    "Delta Eagle Echo Ember Evergreen Falcon Fern Frontier Global Golden Granite Harbor Helix "
-    "Horizon Iron Juniper Keystone Lakeside Legacy Lumen Maple Meridian Metro Nova Oak Orbit "
-    "Pacific Peak Pine Pioneer Prairie Quantum Redwood Ridge River Sage Silver Sterling Summit "
-    "Tandem Terra Titan Union Vector Vista Willow Zenith"
-).split()
-_NAME_B = (
-    "Analytics Bakery Builders Cafe Clinic Consulting Design Dynamics Electric Energy Engineering "
-    "Foods Freight Health Holdings Industries Labs Logistics Manufacturing Media Medical Motors "
-    "Networks Outfitters Partners Pharma Plumbing Printing Realty Retail Robotics Software "
-    "Solutions Studios Supply Systems Textiles Therapeutics Tools Trading Ventures Wholesale"
-).split()
+_NAME_A = [
+    "Acme",
+    "Apex",
+    "Atlas",
+    "Aurora",
+    "Beacon",
+    "Birch",
+    "Blue",
+    "Bright",
+    "Cascade",
+    "Cedar",
+    "Civic",
+    "Cobalt",
+    "Copper",
+    "Crest",
+    "Delta",
+    "Eagle",
+    "Echo",
+    "Ember",
+    "Evergreen",
+    "Falcon",
+    "Fern",
+    "Frontier",
+    "Global",
+    "Golden",
+    "Granite",
+    "Harbor",
+    "Helix",
+    "Horizon",
+    "Iron",
+    "Juniper",
+    "Keystone",
+    "Lakeside",
+    "Legacy",
+    "Lumen",
+    "Maple",
+    "Meridian",
+    "Metro",
+    "Nova",
+    "Oak",
+    "Orbit",
+    "Pacific",
+    "Peak",
+    "Pine",
+    "Pioneer",
+    "Prairie",
+    "Quantum",
+    "Redwood",
+    "Ridge",
+    "River",
+    "Sage",
+    "Silver",
+    "Sterling",
+    "Summit",
+    "Tandem",
+    "Terra",
+    "Titan",
+    "Union",
+    "Vector",
+    "Vista",
+    "Willow",
+    "Zenith",
+]
+_NAME_B = [
+    "Analytics",
+    "Bakery",
+    "Builders",
+    "Cafe",
+    "Clinic",
+    "Consulting",
+    "Design",
+    "Dynamics",
+    "Electric",
+    "Energy",
+    "Engineering",
+    "Foods",
+    "Freight",
+    "Health",
+    "Holdings",
+    "Industries",
+    "Labs",
+    "Logistics",
+    "Manufacturing",
+    "Media",
+    "Medical",
+    "Motors",
+    "Networks",
+    "Outfitters",
+    "Partners",
+    "Pharma",
+    "Plumbing",
+    "Printing",
+    "Realty",
+    "Retail",
+    "Robotics",
+    "Software",
+    "Solutions",
+    "Studios",
+    "Supply",
+    "Systems",
+    "Textiles",
+    "Therapeutics",
+    "Tools",
+    "Trading",
+    "Ventures",
+    "Wholesale",
+]
 _SUFFIX = {
     "US": ["Inc", "LLC", "Corp", "Co"],
     "CA": ["Inc", "Ltd"],
@@ -147,17 +241,40 @@ _COUNTRIES = {
 _SUBDIV = {
     "US": ["CA", "NY", "TX", "WA", "IL", "MA", "CO", "GA", "FL", "OR"],
     "CA": ["ON", "BC", "QC", "AB"],
-    "DE": ["BE", "BY", "HH"], "FR": ["IDF", "ARA"], "NL": ["NH", "ZH"], "IE": ["D"], "ES": ["MD", "CT"],
-    "GB": ["ENG", "SCT", "WLS"], "AU": ["NSW", "VIC", "QLD"], "SG": ["SG"], "JP": ["13", "27"],
+    "DE": ["BE", "BY", "HH"],
+    "FR": ["IDF", "ARA"],
+    "NL": ["NH", "ZH"],
+    "IE": ["D"],
+    "ES": ["MD", "CT"],
+    "GB": ["ENG", "SCT", "WLS"],
+    "AU": ["NSW", "VIC", "QLD"],
+    "SG": ["SG"],
+    "JP": ["13", "27"],
     "NZ": ["AUK", "WGN"],
 }
 _CITY = {
-    "US": ["San Francisco", "New York", "Austin", "Seattle", "Chicago", "Boston", "Denver", "Atlanta",
-           "Miami", "Portland"],
+    "US": [
+        "San Francisco",
+        "New York",
+        "Austin",
+        "Seattle",
+        "Chicago",
+        "Boston",
+        "Denver",
+        "Atlanta",
+        "Miami",
+        "Portland",
+    ],
     "CA": ["Toronto", "Vancouver", "Montreal", "Calgary"],
-    "DE": ["Berlin", "Munich", "Hamburg"], "FR": ["Paris", "Lyon"], "NL": ["Amsterdam", "Rotterdam"],
-    "IE": ["Dublin"], "ES": ["Madrid", "Barcelona"], "GB": ["London", "Edinburgh", "Cardiff"],
-    "AU": ["Sydney", "Melbourne", "Brisbane"], "SG": ["Singapore"], "JP": ["Tokyo", "Osaka"],
+    "DE": ["Berlin", "Munich", "Hamburg"],
+    "FR": ["Paris", "Lyon"],
+    "NL": ["Amsterdam", "Rotterdam"],
+    "IE": ["Dublin"],
+    "ES": ["Madrid", "Barcelona"],
+    "GB": ["London", "Edinburgh", "Cardiff"],
+    "AU": ["Sydney", "Melbourne", "Brisbane"],
+    "SG": ["Singapore"],
+    "JP": ["Tokyo", "Osaka"],
     "NZ": ["Auckland", "Wellington"],
 }
 _US_TAX_PPM = np.array([72_500, 80_000, 62_500, 60_000, 87_500])
@@ -187,7 +304,11 @@ def _make_customers(rng: np.random.Generator, cfg: GeneratorConfig, start: int, 
 
     terms = np.empty(n, dtype=np.int64)
     for s, (opts, ps) in enumerate(
-        [([30, 45, 60], [0.4, 0.3, 0.3]), ([15, 30, 45], [0.2, 0.6, 0.2]), ([0, 15, 30], [0.2, 0.35, 0.45])]
+        [
+            ([30, 45, 60], [0.4, 0.3, 0.3]),
+            ([15, 30, 45], [0.2, 0.6, 0.2]),
+            ([0, 15, 30], [0.2, 0.35, 0.45]),
+        ]
     ):
         m = seg == s
         terms[m] = rng.choice(opts, size=int(m.sum()), p=ps)
@@ -210,8 +331,14 @@ def _make_customers(rng: np.random.Generator, cfg: GeneratorConfig, start: int, 
     # behaviour parameters
     mu = np.select(
         [arche == 0, arche == 1, arche == 2, arche == 3, arche == 4, arche == 5],
-        [rng.uniform(-4, 1, n), rng.uniform(6, 14, n), rng.uniform(32, 55, n), rng.uniform(0, 6, n),
-         rng.uniform(-2, 4, n), rng.uniform(4, 16, n)],
+        [
+            rng.uniform(-4, 1, n),
+            rng.uniform(6, 14, n),
+            rng.uniform(32, 55, n),
+            rng.uniform(0, 6, n),
+            rng.uniform(-2, 4, n),
+            rng.uniform(4, 16, n),
+        ],
     )
     sd = np.array([3.0, 4.0, 9.0, 4.0, 5.0, 6.0])[arche]
     season_extra = rng.uniform(18, 30, n)
@@ -246,21 +373,48 @@ def _make_customers(rng: np.random.Generator, cfg: GeneratorConfig, start: int, 
         disp = f"{base} {sf}" if k == 0 else f"{base} {k + 1} {sf}"
         names.append(disp)
         slug = (base if k == 0 else f"{base}{k + 1}").lower().replace(" ", "")
-        tld = {"US": "com", "CA": "ca", "GB": "co.uk", "AU": "com.au", "NZ": "co.nz", "JP": "jp",
-               "SG": "sg"}.get(c, c.lower())
+        tld = {
+            "US": "com",
+            "CA": "ca",
+            "GB": "co.uk",
+            "AU": "com.au",
+            "NZ": "co.nz",
+            "JP": "jp",
+            "SG": "sg",
+        }.get(c, c.lower())
         emails.append(f"ap@{slug}.{tld}")
         cities.append(_CITY[c][city_i[i] % len(_CITY[c])])
         subdivs.append(_SUBDIV[c][city_i[i] % len(_SUBDIV[c])])
         phones.append(f"({_AREA[city_i[i]]}) {str(phone[i])[:3]}-{str(phone[i])[3:]}")
 
     return dict(
-        source=source, archetype=arche, segment=seg, region=region, country=country.astype(str),
-        currency=cur, terms=terms, auto=auto, batch=batch, c_start=c_start, c_end=c_end,
-        default_day=default_day, created=created, mu=mu, sd=sd, season_extra=season_extra,
-        drift=drift, med_cents=med_cents, volume=volume, tax_ppm=tax_ppm,
-        name=np.array(names, dtype=object), email=np.array(emails, dtype=object),
-        city=np.array(cities, dtype=object), subdiv=np.array(subdivs, dtype=object),
-        phone=np.array(phones, dtype=object), street=street, postal=postal,
+        source=source,
+        archetype=arche,
+        segment=seg,
+        region=region,
+        country=country.astype(str),
+        currency=cur,
+        terms=terms,
+        auto=auto,
+        batch=batch,
+        c_start=c_start,
+        c_end=c_end,
+        default_day=default_day,
+        created=created,
+        mu=mu,
+        sd=sd,
+        season_extra=season_extra,
+        drift=drift,
+        med_cents=med_cents,
+        volume=volume,
+        tax_ppm=tax_ppm,
+        name=np.array(names, dtype=object),
+        email=np.array(emails, dtype=object),
+        city=np.array(cities, dtype=object),
+        subdiv=np.array(subdivs, dtype=object),
+        phone=np.array(phones, dtype=object),
+        street=street,
+        postal=postal,
     )
 
 
@@ -280,7 +434,7 @@ def simulate(cfg: GeneratorConfig) -> Sim:
     counts = rng.multinomial(N, C["volume"] / C["volume"].sum())
     cust = np.repeat(np.arange(nc), counts)
 
-    _, mon, dom = civil(days)
+    _, mon, _ = civil(days)
     wd = weekday(days)
     w = np.array([1.0, 1.05, 1.05, 1.0, 0.95, 0.12, 0.05])[wd]
     w = w * np.array([0.95, 1.0, 1.1, 1.0, 1.0, 1.05, 0.9, 0.85, 1.1, 1.05, 1.05, 0.9])[mon - 1]
@@ -312,7 +466,9 @@ def simulate(cfg: GeneratorConfig) -> Sim:
     lw = rng.uniform(0.2, 1.0, len(li_inv))
     share = lw / np.bincount(li_inv, weights=lw, minlength=N)[li_inv]
     qty = rng.choice(np.array([1, 1, 1, 2, 3, 4, 5, 10, 12, 20]), size=len(li_inv))
-    unit = np.maximum(np.round(total_target[li_inv] * share / qty / 100.0) * 100, 100).astype(np.int64)
+    unit = np.maximum(np.round(total_target[li_inv] * share / qty / 100.0) * 100, 100).astype(
+        np.int64
+    )
     cents_unit = rng.random(len(li_inv)) < 0.3
     unit = unit + np.where(cents_unit, rng.integers(0, 100, len(li_inv)), 0)
     li_amt = unit * qty
@@ -347,9 +503,16 @@ def simulate(cfg: GeneratorConfig) -> Sim:
     pay_day += np.where(pwd == 5, 2, np.where(pwd == 6, 1, 0))
     bm = C["batch"][cust]
     pay_day += np.where(bm, (4 - weekday(pay_day)) % 7, 0)
-    # card on file: charged on the invoice date, a few retries succeed days later
-    retry = auto & (rng.random(N) < 0.06)
-    pay_day = np.where(auto, inv_day + np.where(retry, rng.integers(3, 9, N), 0), pay_day)
+    # card on file: charged on the invoice date; failure odds follow the latent behaviour and a
+    # failed card is paid after retries / an updated card
+    p_fail = np.array([0.03, 0.08, 0.30, 0.08, 0.05, 0.15])[arche]
+    p_fail = p_fail + np.where(arche == 4, 0.45 * t**1.5, 0.0)
+    p_fail = p_fail + np.where((arche == 3) & np.isin(civil(inv_day)[1], [6, 7, 8, 12]), 0.25, 0.0)
+    retry = auto & (rng.random(N) < p_fail)
+    auto_pay = inv_day + np.where(
+        retry, np.maximum(np.round(late).astype(np.int64), rng.integers(3, 9, N)), 0
+    )
+    pay_day = np.where(auto, auto_pay, pay_day)
 
     # ---------------------------------------------------------------- credits
     has_cr = ~void & ~auto & (rng.random(N) < np.where(src == QBO, 0.03, 0.02))
@@ -403,15 +566,24 @@ def simulate(cfg: GeneratorConfig) -> Sim:
     mark &= (mark_day <= end) & (rng.random(N) < 0.7)
     mark_day = np.where(mark, mark_day, NEVER)
 
-    status = np.where(void, "void", np.where(fully_paid, "paid", np.where(mark, "uncollectible", "open")))
+    status = np.where(
+        void, "void", np.where(fully_paid, "paid", np.where(mark, "uncollectible", "open"))
+    )
 
     # ---------------------------------------------------------------- QBO unapplied-only payments
     qcust = np.flatnonzero((C["source"] == QBO) & (counts > 0))
     n_un = int(round(0.004 * int((src == QBO).sum()))) if len(qcust) else 0
     if n_un:
         uc = rng.choice(qcust, n_un)
-        ud = C["c_start"][uc] + np.floor(rng.random(n_un) * (np.minimum(C["c_end"][uc], end) - C["c_start"][uc] + 1)).astype(np.int64)
-        ua = np.round(np.exp(rng.normal(np.log(C["med_cents"][uc] * 0.3), 0.6)) / 100).astype(np.int64) * 100
+        ud = C["c_start"][uc] + np.floor(
+            rng.random(n_un) * (np.minimum(C["c_end"][uc], end) - C["c_start"][uc] + 1)
+        ).astype(np.int64)
+        ua = (
+            np.round(np.exp(rng.normal(np.log(C["med_cents"][uc] * 0.3), 0.6)) / 100).astype(
+                np.int64
+            )
+            * 100
+        )
         ua = np.maximum(ua, 1000)
     else:
         uc = ud = ua = np.zeros(0, dtype=np.int64)
@@ -422,7 +594,9 @@ def simulate(cfg: GeneratorConfig) -> Sim:
     n_dr = max(1, int(round(0.002 * int((src == STRIPE).sum())))) if len(scust) else 0
     dc = rng.choice(scust, n_dr) if n_dr else np.zeros(0, dtype=np.int64)
     d_day = end - rng.integers(0, 7, n_dr)
-    d_amt = (np.round(np.exp(rng.normal(np.log(C["med_cents"][dc]), 0.6)) / 100) * 100).astype(np.int64)
+    d_amt = (np.round(np.exp(rng.normal(np.log(C["med_cents"][dc]), 0.6)) / 100) * 100).astype(
+        np.int64
+    )
     d_amt = np.maximum(d_amt, 5000)
     drafts = pl.DataFrame({"cust": dc, "day": d_day, "amount": d_amt, "idx": np.arange(n_dr)})
 
@@ -433,46 +607,135 @@ def simulate(cfg: GeneratorConfig) -> Sim:
     r_day = p_day + rng.integers(1, 31, len(p_inv))
     ref &= r_day <= end
     r_full = rng.random(len(p_inv)) < 0.4
-    r_amt = np.where(r_full, p_amt, np.maximum(np.round(p_amt * rng.uniform(0.1, 0.6, len(p_inv))), 1)).astype(np.int64)
+    r_amt = np.where(
+        r_full, p_amt, np.maximum(np.round(p_amt * rng.uniform(0.1, 0.6, len(p_inv))), 1)
+    ).astype(np.int64)
     refunds = pl.DataFrame({"part": pidx[ref], "day": r_day[ref], "amount": r_amt[ref]})
     dsp = ps & ~ref & (rng.random(len(p_inv)) < 0.005)
     s_day = p_day + rng.integers(3, 61, len(p_inv))
     dsp &= s_day <= end
     d_u = rng.random(len(p_inv))
-    d_reason = rng.choice(np.array(["fraudulent", "product_not_received", "general", "duplicate",
-                                    "product_unacceptable"]), len(p_inv))
+    d_reason = rng.choice(
+        np.array(
+            ["fraudulent", "product_not_received", "general", "duplicate", "product_unacceptable"]
+        ),
+        len(p_inv),
+    )
     age = end - s_day
-    d_status = np.where(age < 21, np.where(d_u < 0.6, "needs_response", "under_review"),
-                        np.where(d_u < 0.45, "won", "lost"))
-    disputes = pl.DataFrame({"part": pidx[dsp], "day": s_day[dsp], "amount": p_amt[dsp],
-                             "reason": d_reason[dsp], "status": d_status[dsp]})
+    d_status = np.where(
+        age < 21,
+        np.where(d_u < 0.6, "needs_response", "under_review"),
+        np.where(d_u < 0.45, "won", "lost"),
+    )
+    disputes = pl.DataFrame(
+        {
+            "part": pidx[dsp],
+            "day": s_day[dsp],
+            "amount": p_amt[dsp],
+            "reason": d_reason[dsp],
+            "status": d_status[dsp],
+        }
+    )
 
-    customers = pl.DataFrame({
-        "cust": np.arange(nc), "source": C["source"], "archetype": ARCHETYPES[C["archetype"]],
-        "segment": SEGMENTS[C["segment"]], "region": REGIONS[C["region"]], "country": C["country"],
-        "currency": C["currency"], "terms": C["terms"], "auto": C["auto"], "batch": C["batch"],
-        "created": C["created"], "default_day": C["default_day"], "n_invoices": counts,
-        "name": C["name"].astype(str), "email": C["email"].astype(str), "city": C["city"].astype(str),
-        "subdiv": C["subdiv"].astype(str), "phone": C["phone"].astype(str), "street": C["street"],
-        "postal": C["postal"], "tax_ppm": C["tax_ppm"],
-    })
-    invoices = pl.DataFrame({
-        "inv": np.arange(N), "cust": cust, "source": src, "day": inv_day, "due": due,
-        "subtotal": subtotal, "tax": tax, "total": total, "currency": cur, "rate": rate,
-        "void": void, "void_day": void_day, "auto": auto, "n_lines": n_lines,
-        "has_credit": cr_exists, "credit_day": cr_day, "credit_apply_day": cr_apply,
-        "credit_amount": cr_amt, "credit_unapplied": cr_unapplied,
-        "credit_applied_by_end": cr_applied_by_end, "paid_sum": paid_sum,
-        "n_parts": n_kept, "fully_paid": fully_paid, "paid_date": paid_date,
-        "mark_day": mark_day, "status": status, "retry": retry, "tax_ppm": tax_ppm,
-    })
-    lines = pl.DataFrame({"inv": li_inv, "line_no": li_no + 1, "qty": qty, "unit": unit,
-                          "amount": li_amt, "item": item})
-    applications = pl.DataFrame({"part": np.arange(len(p_inv)), "inv": p_inv, "day": p_day,
-                                 "amount": p_amt, "is_last": p_last})
+    customers = pl.DataFrame(
+        {
+            "cust": np.arange(nc),
+            "source": C["source"],
+            "archetype": ARCHETYPES[C["archetype"]],
+            "segment": SEGMENTS[C["segment"]],
+            "region": REGIONS[C["region"]],
+            "country": C["country"],
+            "currency": C["currency"],
+            "terms": C["terms"],
+            "auto": C["auto"],
+            "batch": C["batch"],
+            "created": C["created"],
+            "default_day": C["default_day"],
+            "n_invoices": counts,
+            "name": C["name"].astype(str),
+            "email": C["email"].astype(str),
+            "city": C["city"].astype(str),
+            "subdiv": C["subdiv"].astype(str),
+            "phone": C["phone"].astype(str),
+            "street": C["street"],
+            "postal": C["postal"],
+            "tax_ppm": C["tax_ppm"],
+        }
+    )
+    invoices = pl.DataFrame(
+        {
+            "inv": np.arange(N),
+            "cust": cust,
+            "source": src,
+            "day": inv_day,
+            "due": due,
+            "subtotal": subtotal,
+            "tax": tax,
+            "total": total,
+            "currency": cur,
+            "rate": rate,
+            "void": void,
+            "void_day": void_day,
+            "auto": auto,
+            "n_lines": n_lines,
+            "has_credit": cr_exists,
+            "credit_day": cr_day,
+            "credit_apply_day": cr_apply,
+            "credit_amount": cr_amt,
+            "credit_unapplied": cr_unapplied,
+            "credit_applied_by_end": cr_applied_by_end,
+            "paid_sum": paid_sum,
+            "n_parts": n_kept,
+            "fully_paid": fully_paid,
+            "paid_date": paid_date,
+            "mark_day": mark_day,
+            "status": status,
+            "retry": retry,
+            "tax_ppm": tax_ppm,
+        }
+    )
+    lines = pl.DataFrame(
+        {
+            "inv": li_inv,
+            "line_no": li_no + 1,
+            "qty": qty,
+            "unit": unit,
+            "amount": li_amt,
+            "item": item,
+        }
+    )
+    applications = pl.DataFrame(
+        {
+            "part": np.arange(len(p_inv)),
+            "inv": p_inv,
+            "day": p_day,
+            "amount": p_amt,
+            "is_last": p_last,
+        }
+    )
     credits = invoices.filter(pl.col("has_credit")).select(
-        "inv", "cust", "source", "currency", "credit_day", "credit_apply_day", "credit_amount",
-        "credit_unapplied", "credit_applied_by_end")
-    return Sim(cfg=cfg, start_day=start, end_day=end, customers=customers, invoices=invoices,
-               lines=lines, applications=applications, credits=credits, fx=fx,
-               unapplied=unapplied, drafts=drafts, refunds=refunds, disputes=disputes)
+        "inv",
+        "cust",
+        "source",
+        "currency",
+        "credit_day",
+        "credit_apply_day",
+        "credit_amount",
+        "credit_unapplied",
+        "credit_applied_by_end",
+    )
+    return Sim(
+        cfg=cfg,
+        start_day=start,
+        end_day=end,
+        customers=customers,
+        invoices=invoices,
+        lines=lines,
+        applications=applications,
+        credits=credits,
+        fx=fx,
+        unapplied=unapplied,
+        drafts=drafts,
+        refunds=refunds,
+        disputes=disputes,
+    )

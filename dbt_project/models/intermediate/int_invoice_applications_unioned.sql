@@ -148,7 +148,7 @@ final as (
         application_type,
         {{ to_money('amount') }} as amount,
         currency,
-        {{ to_money('exchange_rate') }} as exchange_rate
+        {{ to_rate('exchange_rate') }} as exchange_rate
     from unioned
 
 )

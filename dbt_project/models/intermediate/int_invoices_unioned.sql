@@ -115,7 +115,7 @@ final as (
         invoice_date,
         due_date,
         currency,
-        {{ to_money('exchange_rate') }} as exchange_rate,
+        {{ to_rate('exchange_rate') }} as exchange_rate,
         {{ to_money('total_amount') }} as total_amount,
         is_void,
         voided_date,

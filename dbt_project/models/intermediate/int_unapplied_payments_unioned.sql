@@ -21,7 +21,7 @@ quickbooks as (
         payment_date,
         unapplied_amount as amount,
         coalesce(currency, {{ ar_home_currency() }}) as currency,
-        {{ to_money(
+        {{ to_rate(
             "coalesce(exchange_rate, case when coalesce(currency, " ~ ar_home_currency() ~ ") = "
             ~ ar_home_currency() ~ " then 1 end)"
         ) }} as exchange_rate

@@ -46,7 +46,7 @@ final as (
         cast({{ aging_bucket('days_past_due') }} as {{ dbt.type_string() }}) as aging_bucket,
         cast(currency as {{ dbt.type_string() }}) as currency,
         {{ to_money('open_amount') }} as open_amount,
-        {{ to_money('exchange_rate') }} as exchange_rate,
+        {{ to_rate('exchange_rate') }} as exchange_rate,
         cast({{ ar_home_currency() }} as {{ dbt.type_string() }}) as home_currency,
         {{ to_money('home_open_amount') }} as home_open_amount
     from aged

@@ -96,7 +96,7 @@ final as (
         invoice_date,
         due_date,
         cast(currency as {{ dbt.type_string() }}) as currency,
-        {{ to_money('exchange_rate') }} as exchange_rate,
+        {{ to_rate('exchange_rate') }} as exchange_rate,
         {{ to_money('total_amount') }} as total_amount,
         {{ to_money('applied_amount') }} as applied_amount,
         {{ to_money('open_amount') }} as open_amount,

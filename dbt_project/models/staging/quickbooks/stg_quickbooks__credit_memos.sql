@@ -35,7 +35,7 @@ renamed as (
         private_note,
 
         ----------  amounts (major units, credit memo currency)
-        {{ to_money('exchange_rate') }} as exchange_rate,
+        {{ to_rate('exchange_rate') }} as exchange_rate,
         {{ to_money('total_amount') }} as total_amount,
         {{ to_money('balance') }} as balance,
         {{ to_money('remaining_credit') }} as remaining_credit,

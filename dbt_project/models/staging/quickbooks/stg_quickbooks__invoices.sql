@@ -43,7 +43,7 @@ renamed as (
         coalesce(private_note like 'Voided%' and total_amount = 0, false) as is_voided,
 
         ----------  amounts (major units, invoice currency)
-        {{ to_money('exchange_rate') }} as exchange_rate,
+        {{ to_rate('exchange_rate') }} as exchange_rate,
         {{ to_money('total_amount') }} as total_amount,
         {{ to_money('balance') }} as balance,
         {{ to_money('home_total_amount') }} as home_total_amount,

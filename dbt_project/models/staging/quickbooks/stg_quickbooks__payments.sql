@@ -40,7 +40,7 @@ renamed as (
         coalesce(private_note like 'Voided%' and total_amount = 0, false) as is_voided,
 
         ----------  amounts (major units, payment currency)
-        {{ to_money('exchange_rate') }} as exchange_rate,
+        {{ to_rate('exchange_rate') }} as exchange_rate,
         {{ to_money('total_amount') }} as total_amount,
         {{ to_money('coalesce(unapplied_amount, 0)') }} as unapplied_amount,
 
