@@ -68,7 +68,8 @@ def generate(seed: int, customers: int, years: float, invoices: int, end_date, q
     deteriorating, defaulting), invoices, partial and multi-invoice payments, credit memos, voids,
     refunds and disputes. Re-running with the same options rewrites the same bytes.
     """
-    from ar_pipeline.lib.generator import GeneratorConfig, generate as run_generator
+    from ar_pipeline.lib.generator import GeneratorConfig
+    from ar_pipeline.lib.generator import generate as run_generator
 
     paths = Paths.from_env()
     config = GeneratorConfig(

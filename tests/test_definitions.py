@@ -14,8 +14,8 @@ from tests.conftest import PROJECT_ROOT
 
 @pytest.fixture(scope="module")
 def definitions() -> dg.Definitions:
-    from ar_pipeline.defs.transform.project import prepare_dbt_manifest
     from ar_pipeline.definitions import defs
+    from ar_pipeline.defs.transform.project import prepare_dbt_manifest
 
     prepare_dbt_manifest()
     return defs()

@@ -8,7 +8,6 @@ on the same files (which must add no raw rows and reproduce that month end's tru
 from __future__ import annotations
 
 from datetime import date
-from decimal import Decimal
 from pathlib import Path
 
 import dagster as dg

@@ -12,7 +12,13 @@ import pytest
 
 from ar_pipeline.lib.ingest import AUDIT_SCHEMA, load_entity
 from ar_pipeline.lib.ingest_config import IngestConfigError, load_source_spec, load_source_specs
-from tests.conftest import INGEST_CONFIGS, qbo_records, stripe_objects, write_qbo_page, write_stripe_page
+from tests.conftest import (
+    INGEST_CONFIGS,
+    qbo_records,
+    stripe_objects,
+    write_qbo_page,
+    write_stripe_page,
+)
 
 
 def load_all(conn, landing: Path) -> dict[str, object]:
@@ -155,3 +161,14 @@ def test_invalid_config_names_file_and_field(tmp_path: Path) -> None:
         load_source_spec(bad)
     message = str(err.value)
     assert str(bad) in message and "entities.0.columns" in message and "type" in message
+
+
+def test_chunks_respect_the_byte_limit_and_keep_every_file() -> None:
+    from ar_pipeline.lib.ingest import chunk_by_size
+
+    names = [f"f{i}" for i in range(7)]
+    sizes = dict(zip(names, [5, 5, 5, 20, 1, 1, 9], strict=True))
+    chunks = chunk_by_size(names, sizes, 10)
+    assert [n for c in chunks for n in c] == names
+    assert all(sum(sizes[n] for n in c) <= 10 or len(c) == 1 for c in chunks)
+    assert ["f3"] in chunks  # larger than the limit: alone

@@ -16,7 +16,7 @@ from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
 from ar_pipeline.lib.ingest_config import SourceSpec, load_source_specs
-from ar_pipeline.lib.settings import DBT_PROJECT_DIR, Paths
+from ar_pipeline.lib.settings import DBT_PROJECT_DIR, Paths, duckdb_memory_limit
 
 
 class LandingResource(dg.ConfigurableResource):
@@ -40,7 +40,9 @@ def dbt_executable() -> str:
 
 def build_resources(paths: Paths) -> dict[str, object]:
     return {
-        "duckdb": DuckDBResource(database=str(paths.duckdb)),
+        "duckdb": DuckDBResource(
+            database=str(paths.duckdb), connection_config={"memory_limit": duckdb_memory_limit()}
+        ),
         "landing": LandingResource(
             landing_dir=str(paths.landing_dir), ingest_config_dir=str(paths.ingest_config_dir)
         ),

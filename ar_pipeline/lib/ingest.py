@@ -31,8 +31,9 @@ LINEAGE_COLUMNS = {
     "_batch_id": "VARCHAR",
     "_loaded_at": "TIMESTAMPTZ",
 }
-#: Files per DuckDB statement: bounds memory (a QuickBooks page of 1000 invoices is ~2.5 MB of text).
-FILES_PER_CHUNK = 250
+#: Bytes of landing files parsed per DuckDB statement: bounds memory (text plus parsed records take
+#: a few times the file size) while keeping the per-statement overhead small.
+CHUNK_BYTES = 128 * 2**20
 
 _EXPECTED = {
     "varchar": "a string",
@@ -141,23 +142,30 @@ def _load_chunk(
     problems = ", ".join(
         _problem_expr(c, f"r_{c.name}", _typed_expr(c, f"r_{c.name}")) for c in entity.columns
     )
+    path = entity.records_path
+    # Each file is parsed once: `path[*]` yields the records as a list of JSON texts. NULL means the
+    # file is not JSON; an empty list is either an empty page or a records path that is not an
+    # array, told apart (rarely needed, so only then) by looking at the path's type.
+    conn.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE _ingest_files AS
+        SELECT filename, records,
+               CASE WHEN records IS NULL THEN 'file is not valid JSON'
+                    WHEN len(records) = 0
+                         AND coalesce(json_type(json_extract(content, '{path}')), 'NULL') NOT IN ('ARRAY', 'NULL')
+                    THEN 'no array at {path} (found ' || json_type(json_extract(content, '{path}')) || ')'
+               END AS file_problem,
+               CASE WHEN records IS NULL OR len(records) = 0 THEN left(content, 200) END AS head
+        FROM (SELECT filename, content, try(json_extract(content, '{path}[*]')) AS records
+              FROM read_text({_sql_list(files)}))
+        """
+    )
     conn.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE _ingest_records AS
-        WITH files AS (
-            SELECT filename, content, json_valid(content) AS is_valid
-            FROM read_text({_sql_list(files)})
-        ),
-        arrays AS (
-            SELECT filename,
-                   CASE WHEN is_valid THEN json_extract(content, '{entity.records_path}') END AS arr,
-                   is_valid
-            FROM files
-        ),
-        records AS (
-            SELECT filename, unnest(from_json(arr, '["JSON"]')) AS record,
-                   generate_subscripts(from_json(arr, '["JSON"]'), 1) AS source_row
-            FROM arrays WHERE json_type(arr) = 'ARRAY'
+        WITH records AS (
+            SELECT filename, unnest(records) AS record, generate_subscripts(records, 1) AS source_row
+            FROM _ingest_files WHERE file_problem IS NULL
         ),
         extracted AS (
             SELECT filename, source_row, record,
@@ -178,16 +186,9 @@ def _load_chunk(
     conn.execute(
         f"""
         INSERT INTO {AUDIT_SCHEMA}.quarantine
-        SELECT ?, ?, filename, NULL, NULL, 'a JSON file with an array at {entity.records_path}',
-               left(content, 200),
-               CASE WHEN NOT json_valid(content) THEN 'file is not valid JSON'
-                    ELSE 'no array at {entity.records_path} (found '
-                         || coalesce(json_type(json_extract(content, '{entity.records_path}')), 'nothing')
-                         || ')' END,
-               NULL, ?, ?
-        FROM read_text({_sql_list(files)})
-        WHERE NOT json_valid(content)
-           OR coalesce(json_type(json_extract(content, '{entity.records_path}')), 'NULL') NOT IN ('ARRAY', 'NULL')
+        SELECT ?, ?, filename, NULL, NULL, 'a JSON file with an array at {path}', head,
+               file_problem, NULL, ?, ?
+        FROM _ingest_files WHERE file_problem IS NOT NULL
         """,
         [source.source, entity.table, batch_id, loaded_at],
     )
@@ -254,6 +255,7 @@ def _load_chunk(
                 WHERE batch_id = ? AND raw_table = ? AND source = ? AND source_row IS NULL)""",
         [batch_id, entity.table, source.source] * 2,
     )
+    conn.execute("DROP TABLE _ingest_files")
     conn.execute("DROP TABLE _ingest_records")
     conn.execute("DROP TABLE _ingest_new")
 
@@ -274,6 +276,22 @@ def _record_file_stats(
         [names, [stats[n].st_size for n in names], [stats[n].st_mtime_ns for n in names],
          source.source, entity.table, batch_id],
     )
+
+
+def chunk_by_size(names: list[str], sizes: dict[str, int], limit: int) -> list[list[str]]:
+    """Consecutive groups of files whose sizes add up to at most `limit` (a bigger file goes alone)."""
+    chunks: list[list[str]] = []
+    current: list[str] = []
+    total = 0
+    for name in names:
+        if current and total + sizes[name] > limit:
+            chunks.append(current)
+            current, total = [], 0
+        current.append(name)
+        total += sizes[name]
+    if current:
+        chunks.append(current)
+    return chunks
 
 
 def landing_files(landing_dir: Path, source: SourceSpec, entity: EntitySpec) -> list[Path]:
@@ -328,11 +346,12 @@ def load_entity(
                         AND source_file IN (SELECT unnest({listing}))""",
                     [source.source, entity.table],
                 )
-        for start in range(0, len(todo), FILES_PER_CHUNK):
-            chunk = todo[start : start + FILES_PER_CHUNK]
+        done = 0
+        for chunk in chunk_by_size(todo, {n: stats[n].st_size for n in todo}, CHUNK_BYTES):
             _load_chunk(conn, source, entity, chunk, batch_id, loaded_at)
+            done += len(chunk)
             if progress:
-                progress(min(start + FILES_PER_CHUNK, len(todo)), len(todo))
+                progress(done, len(todo))
         if todo:
             _record_file_stats(conn, source, entity, batch_id, {n: stats[n] for n in todo})
         conn.execute("COMMIT")

@@ -22,6 +22,15 @@ DEFAULTS = {
 }
 
 
+#: DuckDB's memory cap for the pipeline's connections and dbt: DuckDB otherwise takes up to 80% of
+#: RAM for its buffer pool; with a cap it spills to disk instead (see bench/ for the trade-off).
+DEFAULT_DUCKDB_MEMORY_LIMIT = "2GB"
+
+
+def duckdb_memory_limit() -> str:
+    return os.environ.get("AR_DUCKDB_MEMORY_LIMIT") or DEFAULT_DUCKDB_MEMORY_LIMIT
+
+
 def resolve_path(value: str | os.PathLike[str]) -> Path:
     path = Path(value).expanduser()
     return path if path.is_absolute() else (PROJECT_ROOT / path)
