@@ -159,9 +159,12 @@ class PageWriter:
         page_size: int,
         wrap: Callable[[int, int, bool], tuple[str, str]],
         chunk_pages: int = 50,
+        prepare: Callable[[pl.DataFrame], pl.DataFrame] | None = None,
     ) -> tuple[int, int]:
         """Render ``record`` over ``df`` (already in file order) and write pages.
-        ``wrap(page_no, n_on_page, is_last)`` returns the (head, tail) text around the records."""
+        ``wrap(page_no, n_on_page, is_last)`` returns the (head, tail) text around the records.
+        ``prepare(slice)`` (optional) adds per-record columns to each slice just before rendering,
+        so large derived text (e.g. nested line items) only ever exists for one chunk at a time."""
         folder.mkdir(parents=True, exist_ok=True)
         n = df.height
         n_pages = max(1, -(-n // page_size))
@@ -171,6 +174,8 @@ class PageWriter:
             part = df.slice(c0, chunk)
             m = part.height
             if m:
+                if prepare is not None:
+                    part = prepare(part)
                 ser = part.select(pl.concat_str([record, L(",")]).alias("j")).to_series()
                 arr = ser.to_arrow(compat_level=pl.CompatLevel.oldest())
                 if hasattr(arr, "combine_chunks"):
@@ -194,4 +199,5 @@ class PageWriter:
                 self.bytes += size
                 if self.progress is not None:
                     self.progress.advance(self.task, 1)
+            part = ser = arr = bufs = offs = data = None
         return n, page

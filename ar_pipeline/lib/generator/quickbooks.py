@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -65,6 +66,7 @@ class QboOut:
     payment_expr: pl.Expr
     creditmemo_expr: pl.Expr
     invoice_ids: pl.DataFrame  # inv -> Id, DocNumber
+    invoice_prepare: Callable[[pl.DataFrame], pl.DataFrame]  # adds lines_j to a write slice
 
 
 def _tod(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -350,35 +352,41 @@ def build(sim: Sim) -> QboOut:
         {i: v[1] for i, v in enumerate(ITEMS)}, return_dtype=pl.String
     )
     zero = pl.col("void")
-    ln = ln.with_columns(
-        lj=obj(
-            [
-                ("Id", q(pl.col("line_no").cast(pl.String))),
-                ("LineNum", s(pl.col("line_no"))),
-                ("Description", q(item_nm)),
-                ("Amount", money(pl.when(zero).then(0).otherwise(pl.col("amount")))),
-                ("DetailType", '"SalesItemLineDetail"'),
-                (
-                    "SalesItemLineDetail",
-                    obj(
-                        [
-                            ("ItemRef", obj([("value", q(item_id)), ("name", q(item_nm))])),
-                            ("UnitPrice", money(pl.when(zero).then(0).otherwise(pl.col("unit")))),
-                            ("Qty", s(pl.when(zero).then(0).otherwise(pl.col("qty")))),
-                            (
-                                "TaxCodeRef",
-                                pl.when(pl.col("tax_ppm") > 0)
-                                .then(L('{"value":"TAX"}'))
-                                .otherwise(L('{"value":"NON"}')),
-                            ),
-                        ]
-                    ),
+    line_j = obj(
+        [
+            ("Id", q(pl.col("line_no").cast(pl.String))),
+            ("LineNum", s(pl.col("line_no"))),
+            ("Description", q(item_nm)),
+            ("Amount", money(pl.when(zero).then(0).otherwise(pl.col("amount")))),
+            ("DetailType", '"SalesItemLineDetail"'),
+            (
+                "SalesItemLineDetail",
+                obj(
+                    [
+                        ("ItemRef", obj([("value", q(item_id)), ("name", q(item_nm))])),
+                        ("UnitPrice", money(pl.when(zero).then(0).otherwise(pl.col("unit")))),
+                        ("Qty", s(pl.when(zero).then(0).otherwise(pl.col("qty")))),
+                        (
+                            "TaxCodeRef",
+                            pl.when(pl.col("tax_ppm") > 0)
+                            .then(L('{"value":"TAX"}'))
+                            .otherwise(L('{"value":"NON"}')),
+                        ),
+                    ]
                 ),
-            ]
-        )
+            ),
+        ]
     )
-    lagg = ln.group_by("inv", maintain_order=True).agg(pl.col("lj").str.join(",").alias("lines_j"))
-    iv = iv.join(lagg, on="inv", how="left", maintain_order="left")
+
+    def invoice_prepare(part: pl.DataFrame) -> pl.DataFrame:
+        """Render the invoice lines (``lines_j``) for one slice of invoices only."""
+        lnc = ln.filter(pl.col("inv").is_in(part["inv"].implode())).select(
+            "inv", line_j.alias("lj")
+        )
+        lagg = lnc.group_by("inv", maintain_order=True).agg(
+            pl.col("lj").str.join(",").alias("lines_j")
+        )
+        return part.join(lagg, on="inv", how="left", maintain_order="left")
 
     sub_w = pl.when(pl.col("void")).then(0).otherwise(pl.col("subtotal"))
     tax_w = pl.when(pl.col("void")).then(0).otherwise(pl.col("tax"))
@@ -695,4 +703,5 @@ def build(sim: Sim) -> QboOut:
         payment_expr=payment_expr,
         creditmemo_expr=creditmemo_expr,
         invoice_ids=iv.select("inv", "Id", "DocNumber", "cid", "cur"),
+        invoice_prepare=invoice_prepare,
     )

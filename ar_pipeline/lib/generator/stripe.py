@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
 import polars as pl
@@ -30,6 +31,8 @@ ITEMS = [
 class StripeOut:
     frames: dict[str, pl.DataFrame]
     exprs: dict[str, pl.Expr]
+    # per-entity hooks that add heavy rendered columns to one write slice at a time
+    prepares: dict[str, Callable[[pl.DataFrame], pl.DataFrame]] = field(default_factory=dict)
 
 
 def _ts(rng, days: np.ndarray, lo_h: float, hi_h: float) -> np.ndarray:
@@ -267,77 +270,82 @@ def build(sim: Sim) -> StripeOut:
         ],
         how="vertical_relaxed",
     )
-    ln = ln.join(
-        allinv.select("inv", "in_id", "created_ts"), on="inv", how="left", maintain_order="left"
-    )
-    gl = ln["g"].to_numpy()
     item = pl.col("item")
-    ln = ln.with_columns(
-        il_id=pl.Series(stripe_ids("il_", gl, salt + 10), dtype=pl.String),
-        ii_id=pl.Series(stripe_ids("ii_", gl, salt + 11), dtype=pl.String),
-        price_id=pl.concat_str([L("price_1DemoPrice"), item.cast(pl.String).str.zfill(2), L("x")]),
-        prod_id=pl.concat_str([L("prod_DemoProduct"), item.cast(pl.String).str.zfill(2)]),
-        desc=item.replace_strict(dict(enumerate(ITEMS)), return_dtype=pl.String),
+    line_j = obj(
+        [
+            ("id", q(pl.col("il_id"))),
+            ("object", '"line_item"'),
+            ("amount", s(pl.col("amount"))),
+            ("currency", '"usd"'),
+            ("description", q(pl.col("desc"))),
+            ("discount_amounts", "[]"),
+            ("discountable", "true"),
+            ("discounts", "[]"),
+            ("invoice", q(pl.col("in_id"))),
+            ("livemode", "false"),
+            ("metadata", "{}"),
+            (
+                "parent",
+                frag(
+                    [
+                        '{"type":"invoice_item_details","invoice_item_details":{"invoice_item":"',
+                        pl.col("ii_id"),
+                        '","proration":false,"proration_details":{"credited_items":null},'
+                        '"subscription":null},"subscription_item_details":null}',
+                    ]
+                ),
+            ),
+            (
+                "period",
+                frag(
+                    [
+                        '{"end":',
+                        s(pl.col("created_ts")),
+                        ',"start":',
+                        s(pl.col("created_ts")),
+                        "}",
+                    ]
+                ),
+            ),
+            ("pretax_credit_amounts", "[]"),
+            (
+                "pricing",
+                frag(
+                    [
+                        '{"type":"price_details","price_details":{"price":"',
+                        pl.col("price_id"),
+                        '","product":"',
+                        pl.col("prod_id"),
+                        '"},"unit_amount_decimal":"',
+                        s(pl.col("unit")),
+                        '"}',
+                    ]
+                ),
+            ),
+            ("quantity", s(pl.col("qty"))),
+            ("taxes", "[]"),
+        ]
     )
-    ln = ln.with_columns(
-        lj=obj(
-            [
-                ("id", q(pl.col("il_id"))),
-                ("object", '"line_item"'),
-                ("amount", s(pl.col("amount"))),
-                ("currency", '"usd"'),
-                ("description", q(pl.col("desc"))),
-                ("discount_amounts", "[]"),
-                ("discountable", "true"),
-                ("discounts", "[]"),
-                ("invoice", q(pl.col("in_id"))),
-                ("livemode", "false"),
-                ("metadata", "{}"),
-                (
-                    "parent",
-                    frag(
-                        [
-                            '{"type":"invoice_item_details","invoice_item_details":{"invoice_item":"',
-                            pl.col("ii_id"),
-                            '","proration":false,"proration_details":{"credited_items":null},'
-                            '"subscription":null},"subscription_item_details":null}',
-                        ]
-                    ),
-                ),
-                (
-                    "period",
-                    frag(
-                        [
-                            '{"end":',
-                            s(pl.col("created_ts")),
-                            ',"start":',
-                            s(pl.col("created_ts")),
-                            "}",
-                        ]
-                    ),
-                ),
-                ("pretax_credit_amounts", "[]"),
-                (
-                    "pricing",
-                    frag(
-                        [
-                            '{"type":"price_details","price_details":{"price":"',
-                            pl.col("price_id"),
-                            '","product":"',
-                            pl.col("prod_id"),
-                            '"},"unit_amount_decimal":"',
-                            s(pl.col("unit")),
-                            '"}',
-                        ]
-                    ),
-                ),
-                ("quantity", s(pl.col("qty"))),
-                ("taxes", "[]"),
-            ]
+
+    def invoice_prepare(part: pl.DataFrame) -> pl.DataFrame:
+        """Render the invoice lines (``lines_j``) for one slice of invoices only."""
+        lnc = ln.join(
+            part.select("inv", "in_id", "created_ts"), on="inv", how="inner", maintain_order="left"
         )
-    )
-    lagg = ln.group_by("inv").agg(pl.col("lj").sort_by("line_no").str.join(",").alias("lines_j"))
-    allinv = allinv.join(lagg, on="inv", how="left", maintain_order="left")
+        gl = lnc["g"].to_numpy()
+        lnc = lnc.with_columns(
+            il_id=pl.Series(stripe_ids("il_", gl, salt + 10), dtype=pl.String),
+            ii_id=pl.Series(stripe_ids("ii_", gl, salt + 11), dtype=pl.String),
+            price_id=pl.concat_str(
+                [L("price_1DemoPrice"), item.cast(pl.String).str.zfill(2), L("x")]
+            ),
+            prod_id=pl.concat_str([L("prod_DemoProduct"), item.cast(pl.String).str.zfill(2)]),
+            desc=item.replace_strict(dict(enumerate(ITEMS)), return_dtype=pl.String),
+        ).select("inv", "line_no", line_j.alias("lj"))
+        lagg = lnc.group_by("inv").agg(
+            pl.col("lj").sort_by("line_no").str.join(",").alias("lines_j")
+        )
+        return part.join(lagg, on="inv", how="left", maintain_order="left")
 
     addr = obj(
         [
@@ -767,4 +775,4 @@ def build(sim: Sim) -> StripeOut:
         "disputes": dispute_expr,
         "credit_notes": credit_note_expr,
     }
-    return StripeOut(frames=frames, exprs=exprs)
+    return StripeOut(frames=frames, exprs=exprs, prepares={"invoices": invoice_prepare})

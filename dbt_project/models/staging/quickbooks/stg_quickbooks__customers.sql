@@ -1,24 +1,8 @@
 with
 
-source as (
-
-    select * from {{ source('quickbooks', 'raw_customers') }}
-
-),
-
 latest_version as (
 
-    select
-        source.*,
-        row_number() over (
-            partition by id
-            order by
-                last_updated_at desc,
-                {{ dbt.safe_cast('sync_token', dbt.type_bigint()) }} desc,
-                _loaded_at desc,
-                _source_row desc
-        ) as version_rank
-    from source
+    {{ quickbooks_latest_version('raw_customers') }}
 
 ),
 
@@ -56,7 +40,6 @@ renamed as (
         _loaded_at
 
     from latest_version
-    where version_rank = 1
 
 )
 

@@ -1,21 +1,8 @@
 with
 
-source as (
-
-    select * from {{ source('stripe', 'raw_invoices') }}
-
-),
-
 latest_version as (
 
-    -- A re-fetched object is appended again; keep the most recently loaded copy.
-    select
-        source.*,
-        row_number() over (
-            partition by id
-            order by _loaded_at desc, _batch_id desc, _source_row desc
-        ) as version_rank
-    from source
+    {{ stripe_latest_version('raw_invoices') }}
 
 ),
 
@@ -70,7 +57,6 @@ renamed as (
     from latest_version
     left join currency_exponents
         on lower(latest_version.currency) = currency_exponents.currency
-    where latest_version.version_rank = 1
 
 )
 
