@@ -100,22 +100,29 @@ def generate(cfg: GeneratorConfig) -> GenerationSummary:
     try:
         task = progress.add_task("simulating", total=None) if progress else None
         sim = simulate(cfg)
-        q = quickbooks.build(sim)
-        st = stripe.build(sim)
-        qframes = {
-            "customer": (q.customers, q.customer_expr),
-            "invoice": (q.invoices, q.invoice_expr),
-            "payment": (q.payments, q.payment_expr),
-            "creditmemo": (q.creditmemos, q.creditmemo_expr),
-        }
-        total_pages = sum(max(1, -(-df.height // QBO_PAGE)) for df, _ in qframes.values())
-        total_pages += sum(max(1, -(-st.frames[k].height // STRIPE_PAGE)) for k in STRIPE_ENTITIES)
-        if progress:
-            progress.update(task, description="writing pages", total=total_pages, completed=0)
         writer = PageWriter(progress, task)
         qtime = _qbo_time(sim)
 
-        for folder, (df, expr) in qframes.items():
+        def pages(df, size: int) -> int:
+            return max(1, -(-df.height // size))
+
+        # One source at a time: build, write, then drop everything but what the truth needs, so
+        # QuickBooks and Stripe frames are never resident together.
+        q = quickbooks.build(sim)
+        qframes = {
+            "customer": (q.customers, q.customer_expr, None),
+            "invoice": (q.invoices, q.invoice_expr, q.invoice_prepare),
+            "payment": (q.payments, q.payment_expr, None),
+            "creditmemo": (q.creditmemos, q.creditmemo_expr, None),
+        }
+        qbo_ids = q.invoice_ids
+        del q
+        total_pages = sum(pages(df, QBO_PAGE) for df, _, _ in qframes.values())
+        if progress:
+            progress.update(task, description="writing pages", total=total_pages, completed=0)
+
+        for folder in list(qframes):
+            df, expr, prep = qframes.pop(folder)
             ent = QBO_ENTITIES[folder]
 
             def wrap(page: int, n: int, last: bool, ent: str = ent) -> tuple[str, str]:
@@ -125,26 +132,43 @@ def generate(cfg: GeneratorConfig) -> GenerationSummary:
                     f'],"startPosition":{start},"maxResults":{n}}},"time":"{qtime}"}}',
                 )
 
-            n, pages = writer.write_entity(qdir / folder, df, expr, QBO_PAGE, wrap, chunk_pages=20)
+            n, npages = writer.write_entity(
+                qdir / folder, df, expr, QBO_PAGE, wrap, chunk_pages=20, prepare=prep
+            )
+            del df, expr, prep
             summary.records[("quickbooks", folder)] = n
-            summary.files[("quickbooks", folder)] = pages
+            summary.files[("quickbooks", folder)] = npages
+
+        st = stripe.build(sim)
+        total_pages += sum(pages(st.frames[k], STRIPE_PAGE) for k in STRIPE_ENTITIES)
+        if progress:
+            progress.update(task, total=total_pages)
+        # the ground truth only needs the Stripe source ids
+        s_keep = {
+            "customers": st.frames["customers"].select("cust", "cus_id"),
+            "invoices": st.frames["invoices"].select("inv", "in_id", "number", "draft"),
+        }
 
         for folder in STRIPE_ENTITIES:
-            df, expr = st.frames[folder], st.exprs[folder]
+            df, expr = st.frames.pop(folder), st.exprs.pop(folder)
+            prep = st.prepares.pop(folder, None)
 
             def wrap(page: int, n: int, last: bool, folder: str = folder) -> tuple[str, str]:
                 more = "false" if last else "true"
                 return (f'{{"object":"list","url":"/v1/{folder}","has_more":{more},"data":[', "]}")
 
-            n, pages = writer.write_entity(
-                sdir / folder, df, expr, STRIPE_PAGE, wrap, chunk_pages=200
+            n, npages = writer.write_entity(
+                sdir / folder, df, expr, STRIPE_PAGE, wrap, chunk_pages=200, prepare=prep
             )
+            del df, expr, prep
             summary.records[("stripe", folder)] = n
-            summary.files[("stripe", folder)] = pages
+            summary.files[("stripe", folder)] = npages
+        del st
 
         if progress:
             progress.update(task, description="ground truth")
-        tables = truth.build(sim, q.invoice_ids, st.frames)
+        tables = truth.build(sim, qbo_ids, s_keep)
+        del sim, qbo_ids, s_keep
         summary.bytes_written = writer.bytes + truth.write(tables, tdir)
         for name, df in tables.items():
             summary.records[("ground_truth", name)] = df.height
