@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -64,3 +65,16 @@ def test_dg_check_defs_passes() -> None:
                           text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "All definitions loaded successfully" in proc.stdout + proc.stderr
+
+
+def test_dbt_project_parses_without_deprecations(tmp_path: Path) -> None:
+    dbt_bin = Path(sys.executable).parent / "dbt"
+    proc = subprocess.run(
+        [str(dbt_bin), "parse", "--no-partial-parse", "--show-all-deprecations", "--profiles-dir", ".",
+         "--target-path", str(tmp_path / "target")],
+        cwd=PROJECT_ROOT / "dbt_project", capture_output=True, text=True, timeout=300, check=False,
+        env={**os.environ, "AR_DUCKDB_PATH": str(tmp_path / "parse.duckdb")},
+    )
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output
+    assert "deprecat" not in output.lower(), output
