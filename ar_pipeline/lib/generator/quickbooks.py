@@ -65,8 +65,34 @@ class QboOut:
     invoice_expr: pl.Expr
     payment_expr: pl.Expr
     creditmemo_expr: pl.Expr
-    invoice_ids: pl.DataFrame  # inv -> Id, DocNumber
+    invoice_ids: pl.DataFrame  # inv, Id, DocNumber
     invoice_prepare: Callable[[pl.DataFrame], pl.DataFrame]  # adds lines_j to a write slice
+
+
+# sim.invoices columns the QuickBooks invoices use
+_INV_COLS = [
+    "inv",
+    "cust",
+    "day",
+    "due",
+    "subtotal",
+    "tax",
+    "total",
+    "currency",
+    "rate",
+    "void",
+    "void_day",
+    "credit_amount",
+    "credit_applied_by_end",
+    "paid_sum",
+    "tax_ppm",
+]
+
+
+def _narrow(df: pl.DataFrame, expr: pl.Expr, *keep: str) -> pl.DataFrame:
+    """Only the columns ``expr`` reads (plus ``keep``), so sorted copies stay small."""
+    need = set(expr.meta.root_names()) | set(keep)
+    return df.select([c for c in df.columns if c in need])
 
 
 def _tod(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -114,9 +140,8 @@ def build(sim: Sim) -> QboOut:
     )
 
     # ------------------------------------------------------------- invoices
-    iv = sim.invoices.filter(pl.col("source") == QBO).join(
-        cmap, on="cust", how="left", maintain_order="left"
-    )
+    # customer attributes (cmap) are only needed to render records: they are joined per write slice
+    iv = sim.invoices.filter(pl.col("source") == QBO).select(_INV_COLS)
     ni = iv.height
     iv = iv.with_columns(
         total_w=pl.when(pl.col("void")).then(0).otherwise(pl.col("total")),
@@ -187,6 +212,7 @@ def build(sim: Sim) -> QboOut:
     cols = ["cust", "day", "currency", "applied", "kind", "unapplied", "src_key"]
     pays = pl.concat([reg.select(cols), una.select(cols), cra.select(cols)], how="vertical_relaxed")
     pays = pays.sort("day", "kind", "cust", "src_key")
+    del reg, ua, una, cra
     npay = pays.height
     pays = pays.with_columns(
         pay_local=pl.int_range(0, npay),
@@ -240,6 +266,7 @@ def build(sim: Sim) -> QboOut:
         how="left",
         maintain_order="left",
     )
+    del keys, docs
 
     # ------------------------------------------------------------- payment lines
     pid_reg = pays.filter(pl.col("kind") == 0).select(
@@ -297,6 +324,7 @@ def build(sim: Sim) -> QboOut:
         pl.col("lj").sort_by("part").str.join(",").alias("lines_j")
     )
     pays = pays.join(pl_agg, left_on="Id", right_on="pay_id", how="left", maintain_order="left")
+    del pid_reg, line_reg, line_cr, lines_all, pl_agg
     pays = pays.join(
         cmap.select("cust", "cid", "cname", "cur"), on="cust", how="left", maintain_order="left"
     )
@@ -320,6 +348,7 @@ def build(sim: Sim) -> QboOut:
         .unique(["inv", "pay_id"])
         .sort("create_ts", "pay_id")
     )
+    del apps
     lk = links.group_by("inv", maintain_order=True).agg(
         frag(['{"TxnId":"', pl.col("pay_id"), '","TxnType":"Payment"}'])
         .str.join(",")
@@ -340,6 +369,7 @@ def build(sim: Sim) -> QboOut:
             pl.when(pl.col("void")).then(pl.col("void_ts")).otherwise(0),
         ),
     )
+    del links, lk
 
     # invoice lines
     ln = sim.lines.join(
@@ -379,7 +409,8 @@ def build(sim: Sim) -> QboOut:
     )
 
     def invoice_prepare(part: pl.DataFrame) -> pl.DataFrame:
-        """Render the invoice lines (``lines_j``) for one slice of invoices only."""
+        """Customer attributes and rendered invoice lines (``lines_j``) for one slice only."""
+        part = part.join(cmap, on="cust", how="left", maintain_order="left")
         lnc = ln.filter(pl.col("inv").is_in(part["inv"].implode())).select(
             "inv", line_j.alias("lj")
         )
@@ -693,6 +724,10 @@ def build(sim: Sim) -> QboOut:
     )
     cu = cu.with_columns(street_s=pl.col("street_s"), addr_id=pl.col("addr_id"))
 
+    invoice_ids = iv.select("inv", "Id", "DocNumber")
+    iv = _narrow(iv, invoice_expr, "inv", "cust")
+    pays = _narrow(pays, payment_expr)
+    cr = _narrow(cr, creditmemo_expr)
     return QboOut(
         customers=cu.sort(pl.col("cid").cast(pl.Int64)),
         invoices=iv.sort(pl.col("Id").cast(pl.Int64)),
@@ -702,6 +737,6 @@ def build(sim: Sim) -> QboOut:
         invoice_expr=invoice_expr,
         payment_expr=payment_expr,
         creditmemo_expr=creditmemo_expr,
-        invoice_ids=iv.select("inv", "Id", "DocNumber", "cid", "cur"),
+        invoice_ids=invoice_ids,
         invoice_prepare=invoice_prepare,
     )

@@ -748,24 +748,6 @@ def build(sim: Sim) -> StripeOut:
         ]
     )
 
-    def newest(df: pl.DataFrame, ts: str, key: str) -> pl.DataFrame:
-        return df.sort([ts, key], descending=[True, True])
-
-    frames = {
-        "customers": newest(cu, "created_ts", "cus_id"),
-        "invoices": newest(allinv, "created_ts", "in_id"),
-        "invoice_payments": newest(ap, "paid_ts", "inpay_id"),
-        "charges": newest(ap, "paid_ts", "ch_id"),
-        "refunds": newest(
-            rf.join(
-                ap.select("part", "amount").rename({"amount": "ch_amt"}), on="part", how="left"
-            ),
-            "created_ts",
-            "re_id",
-        ),
-        "disputes": newest(dp, "created_ts", "dp_id"),
-        "credit_notes": newest(cn, "created_ts", "cn_id"),
-    }
     exprs = {
         "customers": customer_expr,
         "invoices": invoice_expr,
@@ -774,5 +756,34 @@ def build(sim: Sim) -> StripeOut:
         "refunds": refund_expr,
         "disputes": dispute_expr,
         "credit_notes": credit_note_expr,
+    }
+    # besides what the record expression reads: the truth's source ids and the lines hook's keys
+    keep = {
+        "customers": ("cust", "cus_id"),
+        "invoices": ("inv", "in_id", "number", "draft", "created_ts"),
+    }
+
+    def newest(name: str, df: pl.DataFrame, ts: str, key: str) -> pl.DataFrame:
+        """Newest first, narrowed to the columns the page writer / truth need."""
+        need = set(exprs[name].meta.root_names()) | set(keep.get(name, ())) | {ts, key}
+        return df.select([c for c in df.columns if c in need]).sort(
+            [ts, key], descending=[True, True]
+        )
+
+    frames = {
+        "customers": newest("customers", cu, "created_ts", "cus_id"),
+        "invoices": newest("invoices", allinv, "created_ts", "in_id"),
+        "invoice_payments": newest("invoice_payments", ap, "paid_ts", "inpay_id"),
+        "charges": newest("charges", ap, "paid_ts", "ch_id"),
+        "refunds": newest(
+            "refunds",
+            rf.join(
+                ap.select("part", "amount").rename({"amount": "ch_amt"}), on="part", how="left"
+            ),
+            "created_ts",
+            "re_id",
+        ),
+        "disputes": newest("disputes", dp, "created_ts", "dp_id"),
+        "credit_notes": newest("credit_notes", cn, "created_ts", "cn_id"),
     }
     return StripeOut(frames=frames, exprs=exprs, prepares={"invoices": invoice_prepare})
