@@ -125,6 +125,10 @@ def main() -> int:
     }
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     out = RESULTS_DIR / f"{date.today().isoformat()}-{args.invoices}.json"
+    run_number = 2
+    while out.exists():  # keep earlier runs of the same day (cold vs warm page cache)
+        out = RESULTS_DIR / f"{date.today().isoformat()}-{args.invoices}-run{run_number}.json"
+        run_number += 1
     out.write_text(json.dumps(figures, indent=2) + "\n")
     print(json.dumps(figures, indent=2))
     print(f"wrote {out}")
