@@ -208,7 +208,10 @@ def test_required_paths_present_and_castable(small, source):
     base = root / conf["landing_subdir"]
     for ent in conf["entities"]:
         files = sorted(base.glob(ent["files"]))
-        assert files, ent["files"]
+        if not files:
+            # Deletions and refund receipts come only from the API connectors, not the simulator.
+            assert ent["table"] in {"raw_deleted_objects", "raw_refund_receipts"}, ent["files"]
+            continue
         n = 0
         for f in files:
             page = json.loads(f.read_text(), parse_float=Decimal)

@@ -19,6 +19,7 @@ DEFAULTS = {
     "AR_LANDING_DIR": "data/landing",
     "AR_INGEST_CONFIG_DIR": "ingest_configs",
     "DAGSTER_HOME": ".dagster_home",
+    "AR_STATE_DIR": "data/state",
 }
 
 
@@ -47,6 +48,7 @@ class Paths:
     landing_dir: Path
     ingest_config_dir: Path
     dagster_home: Path
+    state_dir: Path
 
     @classmethod
     def from_env(cls) -> Paths:
@@ -55,4 +57,5 @@ class Paths:
             landing_dir=env_path("AR_LANDING_DIR"),
             ingest_config_dir=env_path("AR_INGEST_CONFIG_DIR"),
             dagster_home=env_path("DAGSTER_HOME"),
+            state_dir=env_path("AR_STATE_DIR"),
         )

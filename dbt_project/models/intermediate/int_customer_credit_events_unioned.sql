@@ -23,6 +23,13 @@ payments as (
 
 ),
 
+refund_receipts as (
+
+    select * from {{ ref('stg_quickbooks__refund_receipts') }}
+    where customer_id is not null
+
+),
+
 charges as (
 
     select * from {{ ref('stg_stripe__charges') }}
@@ -81,6 +88,23 @@ memo_applied as (
 
 ),
 
+quickbooks_refunds as (
+
+    select
+        {{ dbt.concat(["'quickbooks:refund_receipt:'", 'refund_receipt_id']) }} as event_key,
+        'quickbooks' as source,
+        {{ dbt.concat(["'quickbooks:'", 'customer_id']) }} as customer_id,
+        'refund' as event_type,
+        refund_receipt_id as source_document_id,
+        refund_date as event_date,
+        total_amount as amount,
+        coalesce(currency, {{ ar_home_currency() }}) as currency,
+        cast(null as {{ dbt.type_string() }}) as status,
+        cast(null as {{ dbt.type_string() }}) as reason
+    from refund_receipts
+
+),
+
 stripe_refunds as (
 
     select
@@ -124,6 +148,8 @@ stripe_disputes as (
 select * from memo_issued
 union all
 select * from memo_applied
+union all
+select * from quickbooks_refunds
 union all
 select * from stripe_refunds
 union all

@@ -14,6 +14,13 @@ stripe_customers as (
 
 ),
 
+stripe_deleted_customers as (
+
+    select source_id from {{ ref('stg_stripe__deleted_objects') }}
+    where object_type = 'customer'
+
+),
+
 quickbooks as (
 
     select
@@ -46,9 +53,15 @@ stripe as (
         segment,
         region,
         currency,
-        not is_deleted as is_active,
+        -- A deleted Stripe customer keeps its invoices; it is kept here, inactive.
+        not (
+            stripe_customers.is_deleted
+            or stripe_deleted_customers.source_id is not null
+        ) as is_active,
         cast(null as {{ dbt.type_string() }}) as parent_customer_id
     from stripe_customers
+    left join stripe_deleted_customers
+        on stripe_customers.customer_id = stripe_deleted_customers.source_id
 
 ),
 

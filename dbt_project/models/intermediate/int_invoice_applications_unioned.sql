@@ -2,7 +2,9 @@
 --   * QBO payment lines linked to an Invoice: 'payment', or 'credit_memo' when the payment has a
 --     zero total and also a line linked to a CreditMemo (that is how QBO records applying a credit);
 --   * Stripe invoice payments with status 'paid' ('payment', dated paid_at);
---   * Stripe issued credit notes' pre_payment_amount ('credit_note', dated effective_at).
+--   * Stripe issued credit notes' pre_payment_amount ('credit_note', dated effective_at);
+--   * Stripe API versions before 2025-03-31 have no invoice payments: a succeeded charge that names
+--     its invoice pays it ('payment', dated at the charge), for invoices without invoice payments.
 -- Zero amounts (e.g. lines of voided QBO payments) are dropped. No as-of filter here.
 
 with
@@ -36,6 +38,13 @@ stripe_credit_notes as (
 stripe_invoices as (
 
     select invoice_id, customer_id from {{ ref('stg_stripe__invoices') }}
+
+),
+
+stripe_charges as (
+
+    select * from {{ ref('stg_stripe__charges') }}
+    where status = 'succeeded' and invoice_id is not null
 
 ),
 
@@ -106,6 +115,29 @@ stripe_payments as (
 
 ),
 
+stripe_charge_payments as (
+
+    select
+        {{ dbt.concat(["'stripe:'", 'stripe_charges.charge_id']) }} as application_key,
+        'stripe' as source,
+        stripe_charges.charge_id as source_payment_id,
+        {{ dbt.concat(["'stripe:'", 'stripe_charges.invoice_id']) }} as invoice_key,
+        {{ dbt.concat(["'stripe:'", 'coalesce(stripe_invoices.customer_id, stripe_charges.customer_id)']) }} as customer_id,
+        stripe_charges.created_date as applied_date,
+        'payment' as application_type,
+        coalesce(stripe_charges.amount_captured, stripe_charges.amount) as amount,
+        stripe_charges.currency,
+        case when stripe_charges.currency = {{ ar_home_currency() }} then 1 end as exchange_rate
+    from stripe_charges
+    left join stripe_invoices
+        on stripe_charges.invoice_id = stripe_invoices.invoice_id
+    where not exists (
+        select 1 from stripe_invoice_payments
+        where stripe_invoice_payments.invoice_id = stripe_charges.invoice_id
+    )
+
+),
+
 stripe_credits as (
 
     select
@@ -131,6 +163,8 @@ unioned as (
     select * from quickbooks
     union all
     select * from stripe_payments
+    union all
+    select * from stripe_charge_payments
     union all
     select * from stripe_credits
 

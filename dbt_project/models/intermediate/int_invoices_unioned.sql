@@ -17,6 +17,10 @@ stripe_invoices as (
 
     select * from {{ ref('stg_stripe__invoices') }}
     where status <> 'draft'
+        -- only drafts can be deleted in Stripe; a deletion seen for any other invoice still wins
+        and invoice_id not in (
+            select source_id from {{ ref('stg_stripe__deleted_objects') }} where object_type = 'invoice'
+        )
 
 ),
 
