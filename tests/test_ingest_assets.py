@@ -33,7 +33,8 @@ def run(landing: Path, db: Path) -> dg.ExecuteInProcessResult:
         [invoice_asset(), downstream_report],
         resources={
             "duckdb": DuckDBResource(database=str(db)),
-            "landing": LandingResource(landing_dir=str(landing), ingest_config_dir=str(INGEST_CONFIGS)),
+            "landing": LandingResource(landing_dir=str(landing), ingest_config_dir=str(INGEST_CONFIGS),
+                                       state_dir=str(landing.parent / "state")),
         },
         raise_on_error=False,
     )

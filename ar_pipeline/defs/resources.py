@@ -24,9 +24,13 @@ class LandingResource(dg.ConfigurableResource):
 
     landing_dir: str = Field(description="Folder with one sub-folder per source (AR_LANDING_DIR).")
     ingest_config_dir: str = Field(description="Folder of ingest YAMLs (AR_INGEST_CONFIG_DIR).")
+    state_dir: str = Field(description="Connector cursors and rotated tokens (AR_STATE_DIR).")
 
     def landing_path(self) -> Path:
         return Path(self.landing_dir)
+
+    def state_path(self) -> Path:
+        return Path(self.state_dir)
 
     def source_specs(self) -> list[SourceSpec]:
         return load_source_specs(Path(self.ingest_config_dir))
@@ -44,7 +48,9 @@ def build_resources(paths: Paths) -> dict[str, object]:
             database=str(paths.duckdb), connection_config={"memory_limit": duckdb_memory_limit()}
         ),
         "landing": LandingResource(
-            landing_dir=str(paths.landing_dir), ingest_config_dir=str(paths.ingest_config_dir)
+            landing_dir=str(paths.landing_dir),
+            ingest_config_dir=str(paths.ingest_config_dir),
+            state_dir=str(paths.state_dir),
         ),
         "dbt": DbtCliResource(
             project_dir=str(DBT_PROJECT_DIR),

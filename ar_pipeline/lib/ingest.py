@@ -295,7 +295,24 @@ def chunk_by_size(names: list[str], sizes: dict[str, int], limit: int) -> list[l
 
 
 def landing_files(landing_dir: Path, source: SourceSpec, entity: EntitySpec) -> list[Path]:
-    return sorted((landing_dir / source.landing_subdir).glob(entity.files))
+    return sorted(p.resolve() for p in (landing_dir / source.landing_subdir).glob(entity.files))
+
+
+def entities_for_file(
+    path: Path, landing_dir: Path, sources: list[SourceSpec]
+) -> list[tuple[SourceSpec, EntitySpec]]:
+    """The (source, entity) whose landing glob matches `path`, judged by its place under the landing
+    folder, or failing that by its last two path parts (e.g. `invoice/page_1.json`)."""
+    path = path.resolve()
+    matches = []
+    for source in sources:
+        base = (landing_dir / source.landing_subdir).resolve()
+        try:
+            relative = path.relative_to(base)
+        except ValueError:
+            relative = Path(*path.parts[-2:])
+        matches += [(source, e) for e in source.entities if relative.match(e.files)]
+    return matches
 
 
 def load_entity(
@@ -305,16 +322,21 @@ def load_entity(
     landing_dir: Path,
     batch_id: str | None = None,
     progress: Callable[[int, int], None] | None = None,
+    files: list[Path] | None = None,
 ) -> EntityLoadResult:
-    """Load new and changed landing files of one entity; returns what happened, file by file summed."""
+    """Load new and changed landing files of one entity; returns what happened, file by file summed.
+
+    `files` restricts the load to those files (e.g. one export given on the command line); by
+    default every file matching the entity's glob under the landing folder is considered."""
     batch_id = batch_id or uuid.uuid4().hex
     loaded_at = datetime.now(UTC)
     ensure_tables(conn, source, entity)
     result = EntityLoadResult(source=source.source, table=entity.table)
 
-    files = landing_files(landing_dir, source, entity)
+    if files is None:
+        files = landing_files(landing_dir, source, entity)
     result.files_seen = len(files)
-    stats = {str(p): p.stat() for p in files}
+    stats = {str(p.resolve()): p.stat() for p in files}
     known = dict(
         (row[0], (row[1], row[2]))
         for row in conn.execute(

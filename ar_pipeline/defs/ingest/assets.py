@@ -10,7 +10,9 @@ dbt sources get, so the asset graph is one lineage from files to marts.
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
+from ar_pipeline.defs.ingest.api_sync import api_pages_key, build_api_sync_asset
 from ar_pipeline.defs.resources import LandingResource
+from ar_pipeline.lib.connectors import API_SOURCES
 from ar_pipeline.lib.ingest import AUDIT_SCHEMA, landing_files, load_entity, qualified
 from ar_pipeline.lib.ingest_config import EntitySpec, SourceSpec, load_source_specs
 from ar_pipeline.lib.settings import Paths
@@ -56,6 +58,7 @@ def build_ingest_asset(source: SourceSpec, entity: EntitySpec) -> dg.AssetsDefin
     @dg.asset(
         key=key,
         group_name="ingest",
+        deps=[api_pages_key(source.source)] if source.source in API_SOURCES else [],
         kinds={"duckdb", source.source},
         description=entity.description or f"{source.source} {entity.table}",
         pool="duckdb",
@@ -137,5 +140,8 @@ def build_ingest_asset(source: SourceSpec, entity: EntitySpec) -> dg.AssetsDefin
 def defs() -> dg.Definitions:
     specs = load_source_specs(Paths.from_env().ingest_config_dir)
     return dg.Definitions(
-        assets=[build_ingest_asset(s, e) for s in specs for e in s.entities],
+        assets=[
+            *(build_api_sync_asset(s.source) for s in specs if s.source in API_SOURCES),
+            *(build_ingest_asset(s, e) for s in specs for e in s.entities),
+        ],
     )
