@@ -106,7 +106,7 @@ def run(as_of: str | None, summary: bool) -> None:
         raise click.BadParameter(str(exc), param_hint="--as-of") from exc
     ensure_dagster_home(paths.dagster_home)
     paths.duckdb.parent.mkdir(parents=True, exist_ok=True)
-    if not any(paths.landing_dir.glob("*/*/*.json")):
+    if not any(p.is_file() for p in paths.landing_dir.glob("*/**/*")):
         click.echo(
             f"No landing files under {paths.landing_dir}. Run `ar-pipeline generate` first "
             "or point AR_LANDING_DIR at your exports.",
@@ -213,34 +213,78 @@ def sync(source: str, no_load: bool) -> None:
     _load_and_report([(spec, e) for e in spec.entities], paths.landing_dir, paths.duckdb)
 
 
+def _load_export_and_report(spec, landing_dir: Path, duckdb_path: Path, files) -> int:
+    """Load export files through one invoice-export config and print what happened.
+    Returns the number of rows quarantined."""
+    import duckdb
+
+    from ar_pipeline.lib.ingest_exports import load_invoice_export
+    from ar_pipeline.lib.settings import duckdb_memory_limit
+
+    duckdb_path.parent.mkdir(parents=True, exist_ok=True)
+    with duckdb.connect(str(duckdb_path), config={"memory_limit": duckdb_memory_limit()}) as conn:
+        r = load_invoice_export(conn, spec, landing_dir, files=files)
+    click.echo(
+        f"{spec.source} -> raw_exports.raw_invoices: files {r.files_loaded} loaded, "
+        f"{r.files_skipped_unchanged} unchanged; rows read {r.rows_in_files}, loaded {r.rows_loaded}, "
+        f"already loaded {r.rows_duplicate}, quarantined {r.rows_quarantined}"
+        + (f"; left out by keep_only {r.rows_filtered}" if r.rows_filtered else "")
+    )
+    for sample in r.quarantine_samples:
+        click.echo(f"  quarantined: {sample}")
+    return r.rows_quarantined
+
+
 @main.command()
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--config", "config_name", default=None, help="Source config name (e.g. quickbooks).")
+@click.option("--config", "config_name", default=None,
+              help="Config name (e.g. quickbooks, or an export config such as quickbooks_invoice_list).")
 @click.option("--table", default=None, help="Raw table, when the file's place does not say (e.g. raw_invoices).")
 def ingest(path: Path, config_name: str | None, table: str | None) -> None:
     """Load one file through an ingest config and report rows read, loaded and quarantined.
 
-    The table is found from where the file sits (e.g. .../quickbooks/invoice/x.json); give
-    --config and --table for a file elsewhere. Exits with 1 when records were quarantined.
+    The config is found from where the file sits: an API page (e.g. .../quickbooks/invoice/x.json)
+    or a CSV/Excel invoice export in an export config's folder (e.g.
+    .../exports/quickbooks_invoice_list/march.csv). For a file elsewhere give --config (and, for
+    API pages, --table). Exits with 1 when records were quarantined.
     """
     from ar_pipeline.lib.ingest import entities_for_file
-    from ar_pipeline.lib.ingest_config import load_source_specs
+    from ar_pipeline.lib.ingest_config import InvoiceExportSpec, SourceSpec, load_all_specs
+    from ar_pipeline.lib.ingest_exports import export_specs_for_file
 
     paths = Paths.from_env()
-    specs = load_source_specs(paths.ingest_config_dir)
+    all_specs = load_all_specs(paths.ingest_config_dir)
     if config_name:
-        specs = [s for s in specs if s.source == config_name]
-        if not specs:
+        all_specs = [s for s in all_specs if s.source == config_name]
+        if not all_specs:
             raise click.BadParameter(f"no ingest config named {config_name!r}", param_hint="--config")
+    specs = [s for s in all_specs if isinstance(s, SourceSpec)]
+    exports = [s for s in all_specs if isinstance(s, InvoiceExportSpec)]
+    if config_name and exports:
+        export_matches = exports
+    elif not table:
+        export_matches = export_specs_for_file(path, paths.landing_dir, exports)
+    else:
+        export_matches = []
+    if export_matches:
+        if len(export_matches) > 1:
+            names = ", ".join(s.source for s in export_matches)
+            raise click.UsageError(f"{path}: several export configs match ({names}). Give --config.")
+        quarantined = _load_export_and_report(export_matches[0], paths.landing_dir, paths.duckdb, [path])
+        if quarantined:
+            sys.exit(1)
+        return
     if table:
         matches = [(s, e) for s in specs for e in s.entities if e.table == table]
     else:
         matches = entities_for_file(path, paths.landing_dir, specs)
     if len(matches) != 1:
         names = ", ".join(f"{s.source}.{e.table}" for s, e in matches) or "none"
+        hint = ("Give --config and --table (or --config <export config> for a CSV/Excel invoice export)."
+                if path.suffix.lower() in {".csv", ".xlsx", ".xlsm", ".xls"} or not matches
+                else "Give --config and --table.")
         raise click.UsageError(
-            f"{path}: cannot tell which raw table this file feeds (matches: {names}). "
-            "Give --config and --table."
+            f"{path}: cannot tell which raw table this file feeds (matches: {names}). {hint}"
         )
     quarantined = _load_and_report(matches, paths.landing_dir, paths.duckdb, files=[path])
     if quarantined:

@@ -58,6 +58,8 @@ class EntityLoadResult:
     rows_loaded: int = 0
     rows_duplicate: int = 0
     rows_quarantined: int = 0
+    #: Rows left out on purpose by the config (invoice exports' `keep_only`); not input records.
+    rows_filtered: int = 0
     quarantine_samples: list[str] = field(default_factory=list)
 
     @property
@@ -69,13 +71,9 @@ def qualified(source: SourceSpec, entity: EntitySpec) -> str:
     return f"{source.schema_name}.{entity.table}"
 
 
-def ensure_tables(conn: duckdb.DuckDBPyConnection, source: SourceSpec, entity: EntitySpec) -> None:
-    """Create the raw table and the audit tables if they do not exist yet."""
-    conn.execute(f"CREATE SCHEMA IF NOT EXISTS {source.schema_name}")
+def ensure_audit_tables(conn: duckdb.DuckDBPyConnection) -> None:
+    """Create the audit tables (quarantine, file_loads) shared by every loader if they are missing."""
     conn.execute(f"CREATE SCHEMA IF NOT EXISTS {AUDIT_SCHEMA}")
-    cols = [f"{c.name} {DUCKDB_TYPES[c.type]}" for c in entity.columns]
-    cols += [f"{name} {typ}" for name, typ in LINEAGE_COLUMNS.items()]
-    conn.execute(f"CREATE TABLE IF NOT EXISTS {qualified(source, entity)} ({', '.join(cols)})")
     conn.execute(
         f"""CREATE TABLE IF NOT EXISTS {AUDIT_SCHEMA}.quarantine (
             source VARCHAR, raw_table VARCHAR, source_file VARCHAR, source_row BIGINT,
@@ -88,6 +86,16 @@ def ensure_tables(conn: duckdb.DuckDBPyConnection, source: SourceSpec, entity: E
             file_mtime_ns BIGINT, rows_in_file BIGINT, rows_loaded BIGINT, rows_duplicate BIGINT,
             rows_quarantined BIGINT, batch_id VARCHAR, loaded_at TIMESTAMPTZ)"""
     )
+
+
+def ensure_tables(conn: duckdb.DuckDBPyConnection, source: SourceSpec, entity: EntitySpec) -> None:
+    """Create the raw table and the audit tables if they do not exist yet."""
+    conn.execute(f"CREATE SCHEMA IF NOT EXISTS {source.schema_name}")
+    conn.execute(f"CREATE SCHEMA IF NOT EXISTS {AUDIT_SCHEMA}")
+    cols = [f"{c.name} {DUCKDB_TYPES[c.type]}" for c in entity.columns]
+    cols += [f"{name} {typ}" for name, typ in LINEAGE_COLUMNS.items()]
+    conn.execute(f"CREATE TABLE IF NOT EXISTS {qualified(source, entity)} ({', '.join(cols)})")
+    ensure_audit_tables(conn)
 
 
 def _typed_expr(column: ColumnSpec, raw: str) -> str:
@@ -315,6 +323,61 @@ def entities_for_file(
     return matches
 
 
+def files_to_load(
+    conn: duckdb.DuckDBPyConnection, source_name: str, raw_table: str, stats: dict
+) -> tuple[list[str], list[str]]:
+    """(files to load, those of them loaded before and changed since), judged by size and mtime
+    against `file_loads`; `stats` maps resolved file names to `os.stat` results."""
+    known = dict(
+        (row[0], (row[1], row[2]))
+        for row in conn.execute(
+            f"""SELECT source_file, file_size, file_mtime_ns FROM {AUDIT_SCHEMA}.file_loads
+                WHERE source = ? AND raw_table = ?""",
+            [source_name, raw_table],
+        ).fetchall()
+    )
+    todo = [name for name, st in stats.items() if known.get(name) != (st.st_size, st.st_mtime_ns)]
+    return todo, [name for name in todo if name in known]
+
+
+def forget_files(
+    conn: duckdb.DuckDBPyConnection,
+    source_name: str,
+    raw_table: str,
+    table_sql: str,
+    names: list[str],
+    table_filter: str = "",
+) -> None:
+    """Remove what earlier loads of these files put in the raw table and the audit tables.
+    `table_filter` narrows the raw-table delete (e.g. to one export source in a shared table)."""
+    listing = _sql_list(names)
+    conn.execute(
+        f"DELETE FROM {table_sql} WHERE _source_file IN (SELECT unnest({listing})){table_filter}"
+    )
+    for table in ("quarantine", "file_loads"):
+        conn.execute(
+            f"""DELETE FROM {AUDIT_SCHEMA}.{table} WHERE source = ? AND raw_table = ?
+                AND source_file IN (SELECT unnest({listing}))""",
+            [source_name, raw_table],
+        )
+
+
+def batch_totals(
+    conn: duckdb.DuckDBPyConnection, result: EntityLoadResult, batch_id: str, source_name: str,
+    raw_table: str,
+) -> None:
+    """Fill the file and row counts of `result` from the batch's `file_loads` rows."""
+    row = conn.execute(
+        f"""SELECT count(*), coalesce(sum(rows_in_file), 0), coalesce(sum(rows_loaded), 0),
+                   coalesce(sum(rows_duplicate), 0), coalesce(sum(rows_quarantined), 0)
+            FROM {AUDIT_SCHEMA}.file_loads WHERE batch_id = ? AND source = ? AND raw_table = ?""",
+        [batch_id, source_name, raw_table],
+    ).fetchone()
+    assert row is not None
+    (result.files_loaded, result.rows_in_files, result.rows_loaded, result.rows_duplicate,
+     result.rows_quarantined) = (int(x) for x in row)
+
+
 def load_entity(
     conn: duckdb.DuckDBPyConnection,
     source: SourceSpec,
@@ -337,37 +400,13 @@ def load_entity(
         files = landing_files(landing_dir, source, entity)
     result.files_seen = len(files)
     stats = {str(p.resolve()): p.stat() for p in files}
-    known = dict(
-        (row[0], (row[1], row[2]))
-        for row in conn.execute(
-            f"""SELECT source_file, file_size, file_mtime_ns FROM {AUDIT_SCHEMA}.file_loads
-                WHERE source = ? AND raw_table = ?""",
-            [source.source, entity.table],
-        ).fetchall()
-    )
-    todo: list[str] = []
-    for name, st in stats.items():
-        seen = known.get(name)
-        if seen == (st.st_size, st.st_mtime_ns):
-            result.files_skipped_unchanged += 1
-        else:
-            todo.append(name)
-    changed = [name for name in todo if name in known]
+    todo, changed = files_to_load(conn, source.source, entity.table, stats)
+    result.files_skipped_unchanged = len(stats) - len(todo)
     conn.execute("BEGIN TRANSACTION")
     try:
         if changed:
             # A file that changed replaces what it loaded before (never adds to it).
-            listing = _sql_list(changed)
-            conn.execute(
-                f"DELETE FROM {qualified(source, entity)} "
-                f"WHERE _source_file IN (SELECT unnest({listing}))"
-            )
-            for table in ("quarantine", "file_loads"):
-                conn.execute(
-                    f"""DELETE FROM {AUDIT_SCHEMA}.{table} WHERE source = ? AND raw_table = ?
-                        AND source_file IN (SELECT unnest({listing}))""",
-                    [source.source, entity.table],
-                )
+            forget_files(conn, source.source, entity.table, qualified(source, entity), changed)
         done = 0
         for chunk in chunk_by_size(todo, {n: stats[n].st_size for n in todo}, CHUNK_BYTES):
             _load_chunk(conn, source, entity, chunk, batch_id, loaded_at)
@@ -381,15 +420,7 @@ def load_entity(
         conn.execute("ROLLBACK")
         raise
 
-    row = conn.execute(
-        f"""SELECT count(*), coalesce(sum(rows_in_file), 0), coalesce(sum(rows_loaded), 0),
-                   coalesce(sum(rows_duplicate), 0), coalesce(sum(rows_quarantined), 0)
-            FROM {AUDIT_SCHEMA}.file_loads WHERE batch_id = ? AND source = ? AND raw_table = ?""",
-        [batch_id, source.source, entity.table],
-    ).fetchone()
-    assert row is not None
-    (result.files_loaded, result.rows_in_files, result.rows_loaded, result.rows_duplicate,
-     result.rows_quarantined) = (int(x) for x in row)
+    batch_totals(conn, result, batch_id, source.source, entity.table)
     result.quarantine_samples = [
         f"{r[0]} record {r[1] if r[1] is not None else '-'}: {r[2]}"
         for r in conn.execute(

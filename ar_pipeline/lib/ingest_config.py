@@ -1,18 +1,36 @@
-"""Typed, validated ingest configuration (one YAML file per source system in `ingest_configs/`).
+"""Typed, validated ingest configuration (one YAML file per source in `ingest_configs/`).
 
-A source file lists the entities (raw tables) of one system, which landing files hold them, where
-the records sit inside each file, and which JSON path feeds each typed column. Adding an entity
-or a column is a YAML change; the loader and the Dagster asset factory read these models.
+Two kinds of config file share the folder, told apart by `kind:`:
+
+- `api_json` (the default): a source system's API pages. The file lists the entities (raw tables),
+  which landing files hold them, where the records sit inside each file, and which JSON path feeds
+  each typed column. Read by `ar_pipeline.lib.ingest`.
+- `invoice_export`: one kind of invoice report exported by hand (CSV or Excel), mapping its columns
+  to canonical invoice fields. Every such config lands in the shared table `raw_exports.raw_invoices`.
+  Read by `ar_pipeline.lib.ingest_exports`.
+
+Adding an entity, a column or an export layout is a YAML change; the loaders and the Dagster asset
+factory read these models. `load_source_specs` returns only the `api_json` configs (what every
+API-side caller iterates); `load_export_specs` returns the `invoice_export` ones.
 """
 
 from __future__ import annotations
 
+import codecs
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 ColumnType = Literal["varchar", "decimal", "rate", "bigint", "boolean", "date", "timestamp", "json"]
 
@@ -92,12 +110,44 @@ class EntitySpec(_Strict):
         return next(c for c in self.columns if c.name == name)
 
 
+class AutomationSpec(_Strict):
+    """What starts runs for a source without anyone clicking (see ar_pipeline/defs/automation)."""
+
+    file_sensor: bool = Field(
+        default=True, description="Run when files under this source's landing folder are added or changed."
+    )
+    schedule: str | None = Field(
+        default=None, description="Cron for the API sync (API sources only), e.g. '0 */4 * * *'."
+    )
+    timezone: str = Field(default="UTC", description="IANA time zone the schedule's cron is read in.")
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        if value is not None and len(value.split()) != 5:
+            raise ValueError(f"schedule {value!r} must be a 5-field cron expression like '0 */4 * * *'")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"timezone {value!r} is not an IANA time zone like 'UTC' or 'America/New_York'") from None
+        return value
+
+
 class SourceSpec(_Strict):
+    kind: Literal["api_json"] = "api_json"
     source: str = Field(description="Source system name; the dbt source name and asset key prefix.")
     schema_name: str = Field(alias="schema", description="DuckDB schema holding the raw tables.")
     description: str = ""
     landing_subdir: str = Field(description="Folder under AR_LANDING_DIR with this source's files.")
     freshness_warn_hours: int = Field(default=36, gt=0)
+    automation: AutomationSpec = Field(default_factory=AutomationSpec)
     entities: list[EntitySpec] = Field(min_length=1)
 
     @field_validator("source", "schema_name")
@@ -108,31 +158,234 @@ class SourceSpec(_Strict):
         return value
 
 
-def load_source_spec(path: Path) -> SourceSpec:
-    """Read and validate one source YAML; errors name the file and the offending field."""
+
+# --------------------------------------------------------------------------------------------------
+# invoice_export configs
+
+#: Schema and table every invoice-export config lands in (one table, `export_source` tells them apart).
+EXPORT_SCHEMA = "raw_exports"
+EXPORT_TABLE = "raw_invoices"
+
+CanonicalField = Literal[
+    "invoice_id", "customer_id", "customer_name", "invoice_date", "due_date", "amount",
+    "open_balance", "paid_date", "currency", "status", "transaction_type", "terms", "po_number",
+]
+CANONICAL_FIELDS: tuple[str, ...] = CanonicalField.__args__  # type: ignore[attr-defined]
+DATE_FIELDS = frozenset({"invoice_date", "due_date", "paid_date"})
+AMOUNT_FIELDS = frozenset({"amount", "open_balance"})
+
+#: ISO 4217 codes accepted in exports (active codes; a currency outside this list is quarantined).
+ISO_CURRENCIES: frozenset[str] = frozenset(
+    """AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BRL BSD BTN BWP
+    BYN BZD CAD CDF CHF CLP CNY COP CRC CUP CVE CZK DJF DKK DOP DZD EGP ERN ETB EUR FJD FKP GBP GEL
+    GHS GIP GMD GNF GTQ GYD HKD HNL HTG HUF IDR ILS INR IQD IRR ISK JMD JOD JPY KES KGS KHR KMF KPW
+    KRW KWD KYD KZT LAK LBP LKR LRD LSL LYD MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR MWK MXN MYR MZN
+    NAD NGN NIO NOK NPR NZD OMR PAB PEN PGK PHP PKR PLN PYG QAR RON RSD RUB RWF SAR SBD SCR SDG SEK
+    SGD SHP SLE SOS SRD SSP STN SVC SYP SZL THB TJS TMT TND TOP TRY TTD TWD TZS UAH UGX USD UYU UZS
+    VES VND VUV WST XAF XCD XOF XPF YER ZAR ZMW ZWL""".split()
+)
+
+
+#: One or more header names (non-empty after trimming).
+HeaderNames = Annotated[
+    list[Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]], Field(min_length=1)
+]
+
+
+def _as_list(value: Any) -> Any:
+    return [value] if isinstance(value, str) else value
+
+
+class InvoiceExportSpec(_Strict):
+    """Column mapping for one kind of invoice export file (e.g. QuickBooks "A/R Aging Detail")."""
+
+    kind: Literal["invoice_export"]
+    source: str = Field(description="Export source name; stored in raw_invoices.export_source.")
+    description: str = ""
+    landing_subdir: str = Field(description="Folder under AR_LANDING_DIR with these export files.")
+    automation: AutomationSpec = Field(default_factory=AutomationSpec)
+    files: list[str] = Field(min_length=1, description='Glob(s) of files, e.g. "*.csv" or ["*.csv", "*.xlsx"].')
+    date_format: list[str] = Field(
+        default=["%m/%d/%Y"], min_length=1,
+        description="strptime format(s) of text dates, tried in order (Excel date cells need none).",
+    )
+    decimal_separator: Literal[".", ","] = "."
+    thousands_separator: Literal[",", ".", " ", "'", ""] = ","
+    delimiter: str = Field(default=",", description="CSV field delimiter: ',', ';', '\\t' or '|'.")
+    encoding: str = Field(default="utf-8", description="Text encoding of CSV files (a UTF-8 BOM is always fine).")
+    currency: str | None = Field(default=None, description="Currency when the file has no currency column.")
+    header: Literal["auto"] | int = Field(
+        default="auto", description="`auto`: first row holding the required headers; or a 1-based row number."
+    )
+    sheet: str | None = Field(default=None, description="Excel sheet name; default the first sheet.")
+    skip_rows_where_first_cell_matches: list[str] = Field(default=["^Total for ", "^TOTAL$"])
+    stop_at_rows_where_first_cell_matches: list[str] = Field(
+        default=["^TOTAL$", r"^(Accrual|Cash) [Bb]asis\b"],
+        description="Reading stops at the first row whose first non-empty cell matches (totals, footer stamp).",
+    )
+    columns: dict[CanonicalField, HeaderNames] = Field(
+        min_length=1, description="Canonical field -> header name(s); case-insensitive, first match wins."
+    )
+    keep_only: dict[CanonicalField, HeaderNames] = Field(default_factory=dict)
+    required: list[CanonicalField] = Field(default=["invoice_id", "invoice_date", "amount"])
+    extra_columns: list[str] = Field(default_factory=list)
+
+    @field_validator("files", "date_format", mode="before")
+    @classmethod
+    def _as_lists(cls, value: Any) -> Any:
+        return _as_list(value)
+
+    @field_validator("columns", "keep_only", mode="before")
+    @classmethod
+    def _values_as_lists(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: _as_list(v) for k, v in value.items()}
+        return value
+
+    @field_validator("source")
+    @classmethod
+    def _identifier(cls, value: str) -> str:
+        if not _IDENTIFIER.match(value):
+            raise ValueError(f"{value!r} must be snake_case")
+        return value
+
+    @field_validator("delimiter")
+    @classmethod
+    def _delimiter(cls, value: str) -> str:
+        if value not in {",", ";", "\t", "|"}:
+            raise ValueError(f"delimiter {value!r} must be one of ',', ';', '\\t', '|'")
+        return value
+
+    @field_validator("encoding")
+    @classmethod
+    def _encoding(cls, value: str) -> str:
+        try:
+            codecs.lookup(value)
+        except LookupError:
+            raise ValueError(f"unknown encoding {value!r}") from None
+        return value
+
+    @field_validator("currency")
+    @classmethod
+    def _currency(cls, value: str | None) -> str | None:
+        if value is not None and value.upper() not in ISO_CURRENCIES:
+            raise ValueError(f"{value!r} is not a 3-letter ISO currency code")
+        return value.upper() if value else value
+
+    @field_validator("header")
+    @classmethod
+    def _header_row(cls, value: Literal["auto"] | int) -> Literal["auto"] | int:
+        if isinstance(value, int) and value < 1:
+            raise ValueError("header row number must be 1 or more (rows count from 1)")
+        return value
+
+    @field_validator("date_format")
+    @classmethod
+    def _date_formats(cls, value: list[str]) -> list[str]:
+        for fmt in value:
+            if "%" not in fmt:
+                raise ValueError(f"date format {fmt!r} has no % directives (e.g. %m/%d/%Y)")
+        return value
+
+    @field_validator("skip_rows_where_first_cell_matches", "stop_at_rows_where_first_cell_matches")
+    @classmethod
+    def _regexes(cls, value: list[str]) -> list[str]:
+        for pattern in value:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"{pattern!r} is not a valid regular expression ({exc})") from None
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> InvoiceExportSpec:
+        if self.decimal_separator == self.thousands_separator:
+            raise ValueError("decimal_separator and thousands_separator must differ")
+        for name in ("invoice_id", "invoice_date", "amount"):
+            if name not in self.columns:
+                raise ValueError(f"columns: {name} must be mapped to a header")
+        unmapped = [f for f in self.required if f not in self.columns]
+        if unmapped:
+            raise ValueError(f"required: {unmapped} not mapped in columns")
+        unmapped = [f for f in self.keep_only if f not in self.columns]
+        if unmapped:
+            raise ValueError(f"keep_only: {unmapped} not mapped in columns")
+        if "currency" not in self.columns and self.currency is None:
+            raise ValueError("currency: give a fixed currency (e.g. USD) or map a currency column")
+        return self
+
+    def header_names(self, field: str) -> list[str]:
+        return self.columns.get(field, [])  # type: ignore[call-overload]
+
+
+IngestSpec = SourceSpec | InvoiceExportSpec
+
+
+def _problems(exc: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg'].removeprefix('Value error, ')}"
+        for err in exc.errors()
+    )
+
+
+def load_spec(path: Path) -> IngestSpec:
+    """Read and validate one config YAML of either kind; errors name the file and the field."""
     try:
         data = yaml.safe_load(path.read_text())
     except OSError as exc:
         raise IngestConfigError(f"{path}: cannot read ingest config ({exc})") from exc
     except yaml.YAMLError as exc:
         raise IngestConfigError(f"{path}: not valid YAML ({exc})") from exc
-    try:
-        return SourceSpec.model_validate(data)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}"
-            for err in exc.errors()
+    kind = data.get("kind", "api_json") if isinstance(data, dict) else "api_json"
+    model: type[SourceSpec] | type[InvoiceExportSpec]
+    if kind == "api_json":
+        model = SourceSpec
+    elif kind == "invoice_export":
+        model = InvoiceExportSpec
+    else:
+        raise IngestConfigError(
+            f"{path}: invalid ingest config: kind: {kind!r} must be 'api_json' or 'invoice_export'"
         )
-        raise IngestConfigError(f"{path}: invalid ingest config: {problems}") from exc
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise IngestConfigError(f"{path}: invalid ingest config: {_problems(exc)}") from exc
 
 
-def load_source_specs(config_dir: Path) -> list[SourceSpec]:
-    """All source configs in a folder, sorted by file name; source names must be unique."""
+def load_source_spec(path: Path) -> SourceSpec:
+    """Read and validate one API (`kind: api_json`) source YAML."""
+    spec = load_spec(path)
+    if not isinstance(spec, SourceSpec):
+        raise IngestConfigError(f"{path}: kind: is {spec.kind!r}, expected an api_json source config")
+    return spec
+
+
+def load_export_spec(path: Path) -> InvoiceExportSpec:
+    """Read and validate one `kind: invoice_export` YAML."""
+    spec = load_spec(path)
+    if not isinstance(spec, InvoiceExportSpec):
+        raise IngestConfigError(f"{path}: kind: is {spec.kind!r}, expected an invoice_export config")
+    return spec
+
+
+def load_all_specs(config_dir: Path) -> list[IngestSpec]:
+    """Every config in a folder (both kinds), sorted by file name; source names must be unique."""
     paths = sorted(config_dir.glob("*.yaml"))
     if not paths:
         raise IngestConfigError(f"{config_dir}: no *.yaml ingest configs found")
-    specs = [load_source_spec(p) for p in paths]
+    specs = [load_spec(p) for p in paths]
     names = [s.source for s in specs]
     if len(set(names)) != len(names):
         raise IngestConfigError(f"{config_dir}: duplicate source names {names}")
     return specs
+
+
+def load_source_specs(config_dir: Path) -> list[SourceSpec]:
+    """The API (`kind: api_json`) source configs in a folder, sorted by file name. Every config in
+    the folder is validated, so a broken export config is reported here too."""
+    return [s for s in load_all_specs(config_dir) if isinstance(s, SourceSpec)]
+
+
+def load_export_specs(config_dir: Path) -> list[InvoiceExportSpec]:
+    """The `kind: invoice_export` configs in a folder (possibly none), sorted by file name."""
+    return [s for s in load_all_specs(config_dir) if isinstance(s, InvoiceExportSpec)]

@@ -1,5 +1,9 @@
 """Ingest assets: one per raw table declared in `ingest_configs/*.yaml`.
 
+API configs (`kind: api_json`) give one asset per entity, keyed `[source, table]`. All invoice-export
+configs (`kind: invoice_export`, hand-downloaded CSV/Excel reports) feed one shared table and one
+asset, `["exports", "raw_invoices"]`, built only when at least one such config exists.
+
 Each asset loads new/changed landing files for its table (see `ar_pipeline.lib.ingest`) and carries
 two checks: a blocking reconciliation (every input record is loaded, a known duplicate, or
 quarantined) and a warning when records were quarantined. Keys are `[source, table]`, the same keys
@@ -13,8 +17,16 @@ from dagster_duckdb import DuckDBResource
 from ar_pipeline.defs.ingest.api_sync import api_pages_key, build_api_sync_asset
 from ar_pipeline.defs.resources import LandingResource
 from ar_pipeline.lib.connectors import API_SOURCES
-from ar_pipeline.lib.ingest import AUDIT_SCHEMA, landing_files, load_entity, qualified
-from ar_pipeline.lib.ingest_config import EntitySpec, SourceSpec, load_source_specs
+from ar_pipeline.lib.ingest import AUDIT_SCHEMA, EntityLoadResult, landing_files, load_entity, qualified
+from ar_pipeline.lib.ingest_config import (
+    EXPORT_SCHEMA,
+    EXPORT_TABLE,
+    EntitySpec,
+    InvoiceExportSpec,
+    SourceSpec,
+    load_all_specs,
+)
+from ar_pipeline.lib.ingest_exports import EXPORT_QUALIFIED, export_files, load_invoice_export
 from ar_pipeline.lib.settings import Paths
 
 RECONCILES = "all_records_accounted_for"
@@ -23,14 +35,20 @@ NO_QUARANTINE = "no_records_quarantined"
 
 def reconciliation_counts(conn, source: SourceSpec, entity: EntitySpec, files: list[str]) -> dict:
     """Counts over the files now in the landing folder, read back from the tables themselves."""
+    return _reconciliation_counts(conn, source.source, entity.table, qualified(source, entity), files)
+
+
+def _reconciliation_counts(
+    conn, source_name: str, raw_table: str, table_sql: str, files: list[str], table_filter: str = ""
+) -> dict:
     row = conn.execute(
         f"""
         WITH current_files AS (SELECT unnest(?::VARCHAR[]) AS source_file)
         SELECT
           (SELECT coalesce(sum(rows_in_file), 0) FROM {AUDIT_SCHEMA}.file_loads
              WHERE source = ? AND raw_table = ? AND source_file IN (SELECT * FROM current_files)),
-          (SELECT count(*) FROM {qualified(source, entity)}
-             WHERE _source_file IN (SELECT * FROM current_files)),
+          (SELECT count(*) FROM {table_sql}
+             WHERE _source_file IN (SELECT * FROM current_files){table_filter}),
           (SELECT coalesce(sum(rows_duplicate), 0) FROM {AUDIT_SCHEMA}.file_loads
              WHERE source = ? AND raw_table = ? AND source_file IN (SELECT * FROM current_files)),
           (SELECT count(*) FROM {AUDIT_SCHEMA}.quarantine
@@ -39,7 +57,7 @@ def reconciliation_counts(conn, source: SourceSpec, entity: EntitySpec, files: l
              WHERE source_file NOT IN (SELECT source_file FROM {AUDIT_SCHEMA}.file_loads
                                         WHERE source = ? AND raw_table = ?))
         """,
-        [files] + [source.source, entity.table] * 4,
+        [files] + [source_name, raw_table] * 4,
     ).fetchone()
     assert row is not None
     rows_in, loaded, duplicate, quarantined, unloaded_files = (int(x) for x in row)
@@ -50,6 +68,56 @@ def reconciliation_counts(conn, source: SourceSpec, entity: EntitySpec, files: l
         "rows_quarantined": quarantined,
         "files_not_loaded": unloaded_files,
     }
+
+
+def export_reconciliation_counts(conn, specs: list[InvoiceExportSpec], files: dict[str, list[str]]) -> dict:
+    """Reconciliation counts for the shared export table, summed over the export configs;
+    `files` maps each export source name to its files now in the landing folder."""
+    total = {"rows_in_files": 0, "rows_in_raw_table": 0, "rows_duplicate": 0, "rows_quarantined": 0,
+             "files_not_loaded": 0}
+    for spec in specs:
+        counts = _reconciliation_counts(
+            conn, spec.source, EXPORT_TABLE, EXPORT_QUALIFIED, files.get(spec.source, []),
+            table_filter=f" AND export_source = '{spec.source}'",
+        )
+        for name, value in counts.items():
+            total[name] += value
+    return total
+
+
+def _check_results(counts: dict, samples: list[str]):
+    accounted = counts["rows_in_raw_table"] + counts["rows_duplicate"] + counts["rows_quarantined"]
+    yield dg.AssetCheckResult(
+        check_name=RECONCILES,
+        passed=counts["rows_in_files"] == accounted and counts["files_not_loaded"] == 0,
+        metadata=counts,
+    )
+    yield dg.AssetCheckResult(
+        check_name=NO_QUARANTINE,
+        passed=counts["rows_quarantined"] == 0,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "rows_quarantined": counts["rows_quarantined"],
+            "samples": dg.MetadataValue.md("\n".join(f"- {s}" for s in samples) or "none"),
+        },
+    )
+
+
+def _check_specs(key: dg.AssetKey, what: str) -> list[dg.AssetCheckSpec]:
+    return [
+        dg.AssetCheckSpec(
+            RECONCILES,
+            asset=key,
+            blocking=True,
+            description=f"Every {what} in the landing files is loaded, a known duplicate, "
+            "or quarantined with a reason.",
+        ),
+        dg.AssetCheckSpec(
+            NO_QUARANTINE,
+            asset=key,
+            description=f"Warns when {what}s were quarantined (see ingest_audit.quarantine).",
+        ),
+    ]
 
 
 def build_ingest_asset(source: SourceSpec, entity: EntitySpec) -> dg.AssetsDefinition:
@@ -63,20 +131,7 @@ def build_ingest_asset(source: SourceSpec, entity: EntitySpec) -> dg.AssetsDefin
         description=entity.description or f"{source.source} {entity.table}",
         pool="duckdb",
         retry_policy=dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL),
-        check_specs=[
-            dg.AssetCheckSpec(
-                RECONCILES,
-                asset=key,
-                blocking=True,
-                description="Every record in the landing files is loaded, a known duplicate, "
-                "or quarantined with a reason.",
-            ),
-            dg.AssetCheckSpec(
-                NO_QUARANTINE,
-                asset=key,
-                description="Warns when records were quarantined (see ingest_audit.quarantine).",
-            ),
-        ],
+        check_specs=_check_specs(key, "record"),
         metadata={
             "table": f"{source.schema_name}.{entity.table}",
             "landing_glob": f"{source.landing_subdir}/{entity.files}",
@@ -105,7 +160,6 @@ def build_ingest_asset(source: SourceSpec, entity: EntitySpec) -> dg.AssetsDefin
             f"{result.files_skipped_unchanged} unchanged skipped; rows loaded={result.rows_loaded} "
             f"duplicate={result.rows_duplicate} quarantined={result.rows_quarantined}"
         )
-        accounted = counts["rows_in_raw_table"] + counts["rows_duplicate"] + counts["rows_quarantined"]
         yield dg.MaterializeResult(
             metadata={
                 "dagster/row_count": int(total_rows[0]) if total_rows else 0,
@@ -116,32 +170,82 @@ def build_ingest_asset(source: SourceSpec, entity: EntitySpec) -> dg.AssetsDefin
                 "rows_quarantined": result.rows_quarantined,
             }
         )
-        yield dg.AssetCheckResult(
-            check_name=RECONCILES,
-            passed=counts["rows_in_files"] == accounted and counts["files_not_loaded"] == 0,
-            metadata=counts,
-        )
-        yield dg.AssetCheckResult(
-            check_name=NO_QUARANTINE,
-            passed=counts["rows_quarantined"] == 0,
-            severity=dg.AssetCheckSeverity.WARN,
-            metadata={
-                "rows_quarantined": counts["rows_quarantined"],
-                "samples": dg.MetadataValue.md(
-                    "\n".join(f"- {s}" for s in result.quarantine_samples) or "none"
-                ),
-            },
-        )
+        yield from _check_results(counts, result.quarantine_samples)
 
     return _ingest
 
 
+EXPORTS_KEY = dg.AssetKey(["exports", EXPORT_TABLE])
+
+
+def build_export_asset(specs: list[InvoiceExportSpec]) -> dg.AssetsDefinition:
+    """One asset loading every invoice-export config into `raw_exports.raw_invoices`."""
+    key = EXPORTS_KEY
+    specs = list(specs)
+
+    @dg.asset(
+        key=key,
+        group_name="ingest",
+        kinds={"duckdb", "csv"},
+        description="Invoice exports (CSV/Excel reports downloaded by hand) from "
+        + ", ".join(s.source for s in specs) + ", in one table keyed by export_source.",
+        pool="duckdb",
+        retry_policy=dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL),
+        check_specs=_check_specs(key, "data row"),
+        metadata={
+            "table": f"{EXPORT_SCHEMA}.{EXPORT_TABLE}",
+            "landing_globs": [f"{s.landing_subdir}/{g}" for s in specs for g in s.files],
+            "export_sources": [s.source for s in specs],
+        },
+    )
+    def _ingest_exports(context: dg.AssetExecutionContext, duckdb: DuckDBResource,
+                        landing: LandingResource):
+        landing_dir = landing.landing_path()
+        files = {s.source: [str(p) for p in export_files(landing_dir, s)] for s in specs}
+        if not any(files.values()):
+            context.log.info(f"No invoice export files under {landing_dir / 'exports'}; nothing to load.")
+        results: list[EntityLoadResult] = []
+        with duckdb.get_connection() as conn:
+            for spec in specs:
+                def progress(done: int, total: int, name: str = spec.source) -> None:
+                    context.log.info(f"{name}: {done}/{total} new or changed export files loaded")
+
+                result = load_invoice_export(conn, spec, landing_dir, batch_id=context.run.run_id,
+                                             progress=progress)
+                results.append(result)
+                context.log.info(
+                    f"{spec.source}: {result.files_loaded} files loaded, "
+                    f"{result.files_skipped_unchanged} unchanged skipped; rows loaded={result.rows_loaded} "
+                    f"duplicate={result.rows_duplicate} quarantined={result.rows_quarantined} "
+                    f"left out by keep_only={result.rows_filtered}"
+                )
+            counts = export_reconciliation_counts(conn, specs, files)
+            total_rows = conn.execute(f"SELECT count(*) FROM {EXPORT_QUALIFIED}").fetchone()
+        yield dg.MaterializeResult(
+            metadata={
+                "dagster/row_count": int(total_rows[0]) if total_rows else 0,
+                "files_loaded": sum(r.files_loaded for r in results),
+                "files_skipped_unchanged": sum(r.files_skipped_unchanged for r in results),
+                "rows_loaded": sum(r.rows_loaded for r in results),
+                "rows_duplicate": sum(r.rows_duplicate for r in results),
+                "rows_quarantined": sum(r.rows_quarantined for r in results),
+                "rows_filtered": sum(r.rows_filtered for r in results),
+            }
+        )
+        yield from _check_results(counts, [s for r in results for s in r.quarantine_samples][:10])
+
+    return _ingest_exports
+
+
 @dg.definitions
 def defs() -> dg.Definitions:
-    specs = load_source_specs(Paths.from_env().ingest_config_dir)
+    specs = load_all_specs(Paths.from_env().ingest_config_dir)
+    api = [s for s in specs if isinstance(s, SourceSpec)]
+    exports = [s for s in specs if isinstance(s, InvoiceExportSpec)]
     return dg.Definitions(
         assets=[
-            *(build_api_sync_asset(s.source) for s in specs if s.source in API_SOURCES),
-            *(build_ingest_asset(s, e) for s in specs for e in s.entities),
+            *(build_api_sync_asset(s.source) for s in api if s.source in API_SOURCES),
+            *(build_ingest_asset(s, e) for s in api for e in s.entities),
+            *([build_export_asset(exports)] if exports else []),
         ],
     )

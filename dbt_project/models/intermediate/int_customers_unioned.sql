@@ -65,11 +65,32 @@ stripe as (
 
 ),
 
+exports as (
+
+    -- Exports carry no customer records: one customer per id (or name) seen on their invoices.
+    select
+        {{ dbt.concat(['export_source', "':'", 'customer_id']) }} as customer_id,
+        export_source as source,
+        customer_id as source_customer_id,
+        max(customer_name) as customer_name,
+        cast(null as {{ dbt.type_string() }}) as email,
+        cast(null as {{ dbt.type_string() }}) as segment,
+        cast(null as {{ dbt.type_string() }}) as region,
+        max(coalesce(currency, {{ ar_home_currency() }})) as currency,
+        true as is_active,
+        cast(null as {{ dbt.type_string() }}) as parent_customer_id
+    from {{ ref('stg_exports__invoices') }}
+    group by export_source, customer_id
+
+),
+
 unioned as (
 
     select * from quickbooks
     union all
     select * from stripe
+    union all
+    select * from exports
 
 )
 

@@ -3,6 +3,8 @@
 --     zero total and also a line linked to a CreditMemo (that is how QBO records applying a credit);
 --   * Stripe invoice payments with status 'paid' ('payment', dated paid_at);
 --   * Stripe issued credit notes' pre_payment_amount ('credit_note', dated effective_at);
+--   * invoice exports: what was paid (amount - open balance, or everything when a paid date is given
+--     and no open balance) dated at the paid date, else at the report's as-of date, else the load date;
 --   * Stripe API versions before 2025-03-31 have no invoice payments: a succeeded charge that names
 --     its invoice pays it ('payment', dated at the charge), for invoices without invoice payments.
 -- Zero amounts (e.g. lines of voided QBO payments) are dropped. No as-of filter here.
@@ -115,6 +117,30 @@ stripe_payments as (
 
 ),
 
+export_invoices as (
+
+    select * from {{ ref('stg_exports__invoices') }}
+
+),
+
+export_payments as (
+
+    select
+        {{ dbt.concat(['export_source', "':'", 'invoice_id', "':paid'"]) }} as application_key,
+        export_source as source,
+        invoice_id as source_payment_id,
+        {{ dbt.concat(['export_source', "':'", 'invoice_id']) }} as invoice_key,
+        {{ dbt.concat(['export_source', "':'", 'customer_id']) }} as customer_id,
+        coalesce(paid_date, report_as_of, cast(_loaded_at as date)) as applied_date,
+        'payment' as application_type,
+        amount - coalesce(open_balance, case when paid_date is not null then 0 else amount end) as amount,
+        coalesce(currency, {{ ar_home_currency() }}) as currency,
+        case when coalesce(currency, {{ ar_home_currency() }}) = {{ ar_home_currency() }} then 1 end as exchange_rate
+    from export_invoices
+    where coalesce(status, '') not in ('void', 'voided')
+
+),
+
 stripe_charge_payments as (
 
     select
@@ -165,6 +191,8 @@ unioned as (
     select * from stripe_payments
     union all
     select * from stripe_charge_payments
+    union all
+    select * from export_payments where amount <> 0
     union all
     select * from stripe_credits
 

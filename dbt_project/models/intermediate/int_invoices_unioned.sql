@@ -35,6 +35,12 @@ stripe_pre_payment_credits as (
 
 ),
 
+export_invoices as (
+
+    select * from {{ ref('stg_exports__invoices') }}
+
+),
+
 quickbooks as (
 
     select
@@ -100,11 +106,35 @@ stripe as (
 
 ),
 
+exports as (
+
+    select
+        {{ dbt.concat(['export_source', "':'", 'invoice_id']) }} as invoice_key,
+        export_source as source,
+        invoice_id as source_invoice_id,
+        invoice_id as invoice_number,
+        {{ dbt.concat(['export_source', "':'", 'customer_id']) }} as customer_id,
+        invoice_date,
+        due_date,
+        coalesce(currency, {{ ar_home_currency() }}) as currency,
+        case when coalesce(currency, {{ ar_home_currency() }}) = {{ ar_home_currency() }} then 1 end as exchange_rate,
+        amount as total_amount,
+        coalesce(status in ('void', 'voided'), false) as is_void,
+        cast(null as date) as voided_date,
+        cast(null as date) as uncollectible_date,
+        coalesce(open_balance, case when paid_date is not null then 0 end) as source_open_amount,
+        coalesce(status, case when paid_date is not null then 'paid' else 'open' end) as source_status
+    from export_invoices
+
+),
+
 unioned as (
 
     select * from quickbooks
     union all
     select * from stripe
+    union all
+    select * from exports
 
 ),
 
