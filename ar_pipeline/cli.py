@@ -214,21 +214,22 @@ def sync(source: str, no_load: bool) -> None:
 
 
 def _load_export_and_report(spec, landing_dir: Path, duckdb_path: Path, files) -> int:
-    """Load export files through one invoice-export config and print what happened.
-    Returns the number of rows quarantined."""
+    """Load export files through one export config (invoice or payment export) and print what
+    happened. Returns the number of rows quarantined."""
     import duckdb
 
-    from ar_pipeline.lib.ingest_exports import load_invoice_export
+    from ar_pipeline.lib.ingest_exports import load_export, table_qualified
     from ar_pipeline.lib.settings import duckdb_memory_limit
 
     duckdb_path.parent.mkdir(parents=True, exist_ok=True)
     with duckdb.connect(str(duckdb_path), config={"memory_limit": duckdb_memory_limit()}) as conn:
-        r = load_invoice_export(conn, spec, landing_dir, files=files)
+        r = load_export(conn, spec, landing_dir, files=files)
     click.echo(
-        f"{spec.source} -> raw_exports.raw_invoices: files {r.files_loaded} loaded, "
+        f"{spec.source} -> {table_qualified(spec)}: files {r.files_loaded} loaded, "
         f"{r.files_skipped_unchanged} unchanged; rows read {r.rows_in_files}, loaded {r.rows_loaded}, "
         f"already loaded {r.rows_duplicate}, quarantined {r.rows_quarantined}"
-        + (f"; left out by keep_only {r.rows_filtered}" if r.rows_filtered else "")
+        + (f"; left out by keep_only{' or without an id' if spec.filter_rows_without_id else ''} "
+           f"{r.rows_filtered}" if r.rows_filtered else "")
     )
     for sample in r.quarantine_samples:
         click.echo(f"  quarantined: {sample}")
@@ -244,12 +245,12 @@ def ingest(path: Path, config_name: str | None, table: str | None) -> None:
     """Load one file through an ingest config and report rows read, loaded and quarantined.
 
     The config is found from where the file sits: an API page (e.g. .../quickbooks/invoice/x.json)
-    or a CSV/Excel invoice export in an export config's folder (e.g.
+    or a CSV/Excel invoice or payment export in an export config's folder (e.g.
     .../exports/quickbooks_invoice_list/march.csv). For a file elsewhere give --config (and, for
     API pages, --table). Exits with 1 when records were quarantined.
     """
     from ar_pipeline.lib.ingest import entities_for_file
-    from ar_pipeline.lib.ingest_config import InvoiceExportSpec, SourceSpec, load_all_specs
+    from ar_pipeline.lib.ingest_config import ExportSpecBase, SourceSpec, load_all_specs
     from ar_pipeline.lib.ingest_exports import export_specs_for_file
 
     paths = Paths.from_env()
@@ -259,7 +260,7 @@ def ingest(path: Path, config_name: str | None, table: str | None) -> None:
         if not all_specs:
             raise click.BadParameter(f"no ingest config named {config_name!r}", param_hint="--config")
     specs = [s for s in all_specs if isinstance(s, SourceSpec)]
-    exports = [s for s in all_specs if isinstance(s, InvoiceExportSpec)]
+    exports = [s for s in all_specs if isinstance(s, ExportSpecBase)]
     if config_name and exports:
         export_matches = exports
     elif not table:
@@ -280,7 +281,8 @@ def ingest(path: Path, config_name: str | None, table: str | None) -> None:
         matches = entities_for_file(path, paths.landing_dir, specs)
     if len(matches) != 1:
         names = ", ".join(f"{s.source}.{e.table}" for s, e in matches) or "none"
-        hint = ("Give --config and --table (or --config <export config> for a CSV/Excel invoice export)."
+        hint = ("Give --config and --table (or --config <export config> for a CSV/Excel invoice or "
+                "payment export)."
                 if path.suffix.lower() in {".csv", ".xlsx", ".xlsm", ".xls"} or not matches
                 else "Give --config and --table.")
         raise click.UsageError(

@@ -10,7 +10,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from ar_pipeline.lib.ingest_config import load_export_specs, load_source_specs
+from ar_pipeline.lib.ingest_config import load_export_specs, load_payment_export_specs, load_source_specs
 from tests.conftest import INGEST_CONFIGS, PROJECT_ROOT
 
 
@@ -33,6 +33,9 @@ def test_graph_is_one_connected_lineage(definitions: dg.Definitions) -> None:
     assert ingest == {dg.AssetKey([s.source, e.table]) for s in specs for e in s.entities}
     # every kind: invoice_export config feeds the one shared exports table
     exports = {dg.AssetKey(["exports", "raw_invoices"])} if load_export_specs(INGEST_CONFIGS) else set()
+    # and every kind: payment_export config feeds the one shared exports payments table
+    if load_payment_export_specs(INGEST_CONFIGS):
+        exports.add(dg.AssetKey(["exports", "raw_payments"]))
     assert exports <= keys
     ingest |= exports
     assert {dg.AssetKey(["marts", t]) for t in ("fct_ar_aging", "fct_invoices", "dim_customers",

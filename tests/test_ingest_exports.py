@@ -21,19 +21,34 @@ from click.testing import CliRunner
 from dagster_duckdb import DuckDBResource
 
 from ar_pipeline.cli import main
-from ar_pipeline.defs.ingest.assets import NO_QUARANTINE, RECONCILES, build_export_asset
+from ar_pipeline.defs.automation.jobs import source_asset_selection
+from ar_pipeline.defs.ingest.assets import (
+    EXPORTS_KEY,
+    NO_QUARANTINE,
+    PAYMENTS_KEY,
+    RECONCILES,
+    build_export_asset,
+)
 from ar_pipeline.defs.resources import LandingResource
 from ar_pipeline.lib.ingest import AUDIT_SCHEMA
 from ar_pipeline.lib.ingest_config import (
     IngestConfigError,
     InvoiceExportSpec,
+    PaymentExportSpec,
     load_all_specs,
     load_export_spec,
     load_export_specs,
+    load_payment_export_spec,
+    load_payment_export_specs,
     load_source_spec,
     load_source_specs,
 )
-from ar_pipeline.lib.ingest_exports import ISO_CURRENCIES, export_files, load_invoice_export
+from ar_pipeline.lib.ingest_exports import (
+    ISO_CURRENCIES,
+    export_files,
+    load_invoice_export,
+    load_payment_export,
+)
 from tests.conftest import FIXTURES, INGEST_CONFIGS
 
 EXPORTS = FIXTURES / "exports"
@@ -403,7 +418,9 @@ def test_shipped_configs_split_by_kind() -> None:
     assert {s.source for s in api} == {"quickbooks", "stripe"}
     assert {s.source for s in exports} == {"quickbooks_ar_aging_detail", "quickbooks_invoice_list",
                                            "stripe_invoices_export", "generic_invoices"}
-    assert len(load_all_specs(INGEST_CONFIGS)) == len(api) + len(exports)
+    payments = load_payment_export_specs(INGEST_CONFIGS)
+    assert {s.source for s in payments} == {"stripe_unified_payments"}
+    assert len(load_all_specs(INGEST_CONFIGS)) == len(api) + len(exports) + len(payments)
     aging = spec("quickbooks_ar_aging_detail")
     assert aging.files == ["*.csv", "*.xlsx"] and aging.date_format == ["%m/%d/%Y"]
     assert aging.keep_only == {"transaction_type": ["Invoice"]}
@@ -467,3 +484,224 @@ def test_cli_ingests_an_export_elsewhere_with_config(workdir: Path) -> None:
     ok = CliRunner().invoke(main, ["ingest", str(stray), "--config", "quickbooks_ar_aging_detail"])
     assert ok.exit_code == 0, ok.output
     assert "loaded 5" in ok.output and "left out by keep_only 2" in ok.output
+
+
+# ---------------------------------------------------------------------------------------------
+# payment exports (kind: payment_export) into raw_exports.raw_payments
+
+PAYMENTS_FIXTURE = EXPORTS / "stripe_unified_payments.csv"
+PAYMENT_COLUMNS_EXPECTED = [
+    "export_source", "pays_invoices_of", "payment_id", "customer_id", "customer_name", "payment_date",
+    "amount", "amount_refunded", "currency", "status", "invoice_id", "invoice_number", "method", "extra",
+    "_source_file", "_source_row", "_record_hash", "_batch_id", "_loaded_at",
+]
+
+
+def payment_spec(name: str = "stripe_unified_payments") -> PaymentExportSpec:
+    return load_payment_export_spec(INGEST_CONFIGS / f"{name}.yaml")
+
+
+def land_payments(landing: Path, fixture: Path = PAYMENTS_FIXTURE, name: str | None = None) -> Path:
+    folder = landing / payment_spec().landing_subdir
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / (name or fixture.name)
+    shutil.copyfile(fixture, target)
+    return target
+
+
+def payment_rows(conn) -> dict[str, dict]:
+    cur = conn.execute("SELECT * FROM raw_exports.raw_payments ORDER BY _source_row")
+    names = [d[0] for d in cur.description]
+    return {r[names.index("payment_id")]: dict(zip(names, r, strict=True)) for r in cur.fetchall()}
+
+
+def test_unified_payments_header_is_the_real_one() -> None:
+    header = PAYMENTS_FIXTURE.read_text().splitlines()[0].split(",")
+    assert len(header) == 79  # formats.md §3.7 lists 76 items, "Checkout Custom Field 1..3 Key/Value" is 6
+    assert header[:5] == ["id", "Created date (UTC)", "Amount", "Amount Refunded", "Currency"]
+    assert header[55:57] == ["Invoice ID", "Invoice Number"]
+
+
+def test_stripe_unified_payments_csv(conn, tmp_path: Path) -> None:
+    landing = tmp_path / "landing"
+    path = land_payments(landing)
+    result = load_payment_export(conn, payment_spec(), landing)
+    # 8 data rows: Failed (keep_only) and the empty-id PaymentIntent are filtered; 3 loaded, the
+    # repeat of the first row a duplicate, bad amount and bad date quarantined
+    assert result.table == "raw_payments"
+    assert (result.rows_in_files, result.rows_loaded, result.rows_duplicate, result.rows_quarantined) == (6, 3, 1, 2)
+    assert result.rows_filtered == 2 and result.reconciles
+    cols = [r[0] for r in conn.execute("DESCRIBE raw_exports.raw_payments").fetchall()]
+    assert cols == PAYMENT_COLUMNS_EXPECTED
+    types = dict(conn.execute("SELECT column_name, column_type FROM (DESCRIBE raw_exports.raw_payments)").fetchall())
+    assert (types["payment_date"], types["amount"], types["amount_refunded"], types["extra"]) == (
+        "DATE", "DECIMAL(18,4)", "DECIMAL(18,4)", "JSON")
+    got = payment_rows(conn)
+    assert list(got) == ["ch_3Pa1000000000000000001", "ch_3Pa1000000000000000002", "ch_3Pa1000000000000000003"]
+    paid = got["ch_3Pa1000000000000000001"]
+    assert paid["export_source"] == "stripe_unified_payments" and paid["pays_invoices_of"] == "stripe"
+    assert paid["payment_date"] == date(2026, 3, 2)
+    assert paid["amount"] == Decimal("1500.0000") and paid["amount_refunded"] == Decimal("0.0000")
+    assert (paid["currency"], paid["status"], paid["method"]) == ("USD", "Paid", "card")
+    assert (paid["customer_id"], paid["customer_name"]) == ("cus_Q1amybird0001", "amy@example.com")
+    assert (paid["invoice_id"], paid["invoice_number"]) == ("in_1Pa1000000000000000001", "4F2B1C-0007")
+    assert json.loads(paid["extra"])["Fee"] == "43.80"
+    assert paid["_source_file"] == str(path.resolve()) and paid["_source_row"] == 2
+    refunded = got["ch_3Pa1000000000000000002"]
+    assert (refunded["status"], refunded["currency"]) == ("Refunded", "EUR")
+    assert refunded["amount_refunded"] == Decimal("250.0000")
+    disputed = got["ch_3Pa1000000000000000003"]
+    assert disputed["invoice_id"] is None
+    extra = json.loads(disputed["extra"])
+    assert (extra["Disputed Amount"], extra["Dispute Status"]) == ("99.00", "needs_response")
+    q = quarantine(conn)
+    assert [(r["source"], r["raw_table"], r["source_row"], r["column_name"]) for r in q] == [
+        ("stripe_unified_payments", "raw_payments", 7, "Amount"),
+        ("stripe_unified_payments", "raw_payments", 8, "Created date (UTC)"),
+    ]
+    assert q[0]["reason"] == "Amount: expected an amount like 1,234.56, got '15.OO'"
+    assert q[0]["raw_value"] == "15.OO" and q[0]["source_file"] == str(path.resolve())
+    assert q[1]["reason"].startswith("Created date (UTC): expected a date like 2026-12-31 23:59:59")
+    assert json.loads(q[1]["record"])["id"] == "ch_3Pa1000000000000000007"
+    loads = conn.execute(
+        f"""SELECT source, raw_table, rows_in_file, rows_loaded, rows_duplicate, rows_quarantined
+            FROM {AUDIT_SCHEMA}.file_loads""").fetchall()
+    assert loads == [("stripe_unified_payments", "raw_payments", 6, 3, 1, 2)]
+    file_loads_reconcile(conn)
+    # no invoice rows written by a payment config
+    assert conn.execute("SELECT count(*) FROM raw_exports.raw_invoices").fetchone() == (0,)
+
+
+def test_payment_export_reload_is_idempotent_and_changes_replace(conn, tmp_path: Path) -> None:
+    landing = tmp_path / "landing"
+    path = land_payments(landing)
+    load_payment_export(conn, payment_spec(), landing)
+    again = load_payment_export(conn, payment_spec(), landing)
+    assert (again.files_skipped_unchanged, again.rows_loaded, again.rows_quarantined) == (1, 0, 0)
+    assert conn.execute("SELECT count(*) FROM raw_exports.raw_payments").fetchone() == (3,)
+    assert conn.execute(f"SELECT count(*) FROM {AUDIT_SCHEMA}.quarantine").fetchone() == (2,)
+    # the same payments in another (overlapping) export are duplicates, not loaded twice
+    land_payments(landing, name="march_again.csv")
+    overlap = load_payment_export(conn, payment_spec(), landing)
+    assert (overlap.rows_loaded, overlap.rows_duplicate, overlap.rows_quarantined) == (0, 4, 2)
+    assert conn.execute("SELECT count(*) FROM raw_exports.raw_payments").fetchone() == (3,)
+    # a changed file replaces what it loaded (bad rows fixed: two more loaded, quarantine cleared)
+    text = path.read_text().replace("15.OO", "15.00").replace("08/03/2026 08:20", "2026-03-08 08:20:00")
+    path.write_text(text)
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
+    changed = load_payment_export(conn, payment_spec(), landing)
+    assert (changed.files_loaded, changed.rows_loaded, changed.rows_quarantined) == (1, 5, 0)
+    assert conn.execute(
+        f"SELECT count(*) FROM {AUDIT_SCHEMA}.quarantine WHERE source_file = ?", [str(path.resolve())]
+    ).fetchone() == (0,)
+    assert conn.execute("SELECT count(*) FROM raw_exports.raw_payments").fetchone() == (5,)
+    file_loads_reconcile(conn)
+
+
+def test_rows_without_an_id_are_filtered_not_quarantined(conn, tmp_path: Path) -> None:
+    text = (INGEST_CONFIGS / "stripe_unified_payments.yaml").read_text()
+    keep_only = 'keep_only:\n  status: ["Paid", "Refunded"]\n'
+    assert keep_only in text
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    (configs / "p.yaml").write_text(text.replace(keep_only, ""))
+    unfiltered = load_payment_export_spec(configs / "p.yaml")
+    landing = tmp_path / "landing"
+    land_payments(landing)
+    result = load_payment_export(conn, unfiltered, landing)
+    # without keep_only the Failed charge loads; the empty-id PaymentIntent is still left out
+    assert (result.rows_in_files, result.rows_loaded, result.rows_quarantined, result.rows_filtered) == (7, 4, 2, 1)
+    assert "ch_3Pa1000000000000000004" in payment_rows(conn)
+    # and with filter_rows_without_id: false it is quarantined as a missing id
+    (configs / "p.yaml").write_text(text.replace(keep_only, "").replace("filter_rows_without_id: true",
+                                                                         "filter_rows_without_id: false"))
+    strict = load_payment_export_spec(configs / "p.yaml").model_copy(update={"source": "strict_payments"})
+    result = load_payment_export(conn, strict, landing)
+    assert (result.rows_quarantined, result.rows_filtered) == (3, 0)
+    assert any(s.endswith("row 6: id: missing required value") for s in result.quarantine_samples)
+
+
+def test_keep_only_status_is_case_insensitive(conn, tmp_path: Path) -> None:
+    landing = tmp_path / "landing"
+    text = PAYMENTS_FIXTURE.read_text().replace(",Paid,", ",paid,").replace(",Refunded,", ",REFUNDED,")
+    folder = landing / payment_spec().landing_subdir
+    folder.mkdir(parents=True)
+    (folder / "lower.csv").write_text(text)
+    result = load_payment_export(conn, payment_spec(), landing)
+    assert (result.rows_loaded, result.rows_filtered) == (3, 2)
+
+
+@pytest.mark.parametrize(("change", "field"), [
+    (('  payment_id: ["id"]\n', ""), "columns: payment_id must be mapped"),
+    (("\npays_invoices_of: stripe\n", "\n"), "pays_invoices_of"),
+    (("\npays_invoices_of: stripe\n", "\npays_invoices_of: Stripe Invoices\n"), "pays_invoices_of"),
+    (('  status: ["Paid", "Refunded"]', '  due_date: ["Paid"]'), "keep_only.due_date"),
+    (('  method: ["Payment Source Type"]', '  terms: ["Payment Source Type"]'), "columns.terms"),
+    (("required: [payment_id, payment_date, amount, currency]",
+      "required: [payment_id, payment_date, amount, currency, paid_date]"), "required"),
+    (('  currency: ["Currency"]\n', ""), "currency"),
+    (("filter_rows_without_id: true", "filter_rows_without_id: sometimes"), "filter_rows_without_id"),
+])
+def test_bad_payment_config_names_file_and_field(tmp_path: Path, change, field) -> None:
+    text = (INGEST_CONFIGS / "stripe_unified_payments.yaml").read_text()
+    assert change[0] in text
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text.replace(change[0], change[1], 1))
+    with pytest.raises(IngestConfigError) as err:
+        load_payment_export_spec(bad)
+    assert str(bad) in str(err.value) and field in str(err.value), str(err.value)
+    with pytest.raises(IngestConfigError):  # and the folder load reports it too
+        load_export_specs(tmp_path)
+
+
+def test_payment_and_invoice_loaders_reject_the_other_kind() -> None:
+    with pytest.raises(IngestConfigError, match="expected an invoice_export config"):
+        load_export_spec(INGEST_CONFIGS / "stripe_unified_payments.yaml")
+    with pytest.raises(IngestConfigError, match="expected a payment_export config"):
+        load_payment_export_spec(INGEST_CONFIGS / "stripe_invoices_export.yaml")
+
+
+def test_payments_asset_checks_and_job_selection(tmp_path: Path) -> None:
+    landing = tmp_path / "landing"
+    land_payments(landing)
+    specs = load_payment_export_specs(INGEST_CONFIGS)
+    asset = build_export_asset(specs)
+    assert asset.key == PAYMENTS_KEY == dg.AssetKey(["exports", "raw_payments"])
+    assert {c.name for c in asset.check_specs} == {RECONCILES, NO_QUARANTINE}
+    result = dg.materialize(
+        [asset],
+        resources={
+            "duckdb": DuckDBResource(database=str(tmp_path / "w.duckdb")),
+            "landing": LandingResource(landing_dir=str(landing), ingest_config_dir=str(INGEST_CONFIGS),
+                                       state_dir=str(tmp_path / "state")),
+        },
+        raise_on_error=False,
+    )
+    assert result.success
+    checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert checks[RECONCILES].passed
+    assert not checks[NO_QUARANTINE].passed and checks[NO_QUARANTINE].severity == dg.AssetCheckSeverity.WARN
+    with duckdb.connect(str(tmp_path / "w.duckdb")) as c:
+        assert c.execute("SELECT count(*) FROM raw_exports.raw_payments").fetchone() == (3,)
+    graph = dg.Definitions(
+        assets=[asset, build_export_asset(load_export_specs(INGEST_CONFIGS))],
+        resources={"duckdb": DuckDBResource(database=str(tmp_path / "w.duckdb")),
+                   "landing": LandingResource(landing_dir=str(landing), ingest_config_dir=str(INGEST_CONFIGS),
+                                              state_dir=str(tmp_path / "state"))},
+    ).resolve_asset_graph()
+    assert source_asset_selection(specs[0]).resolve(graph) == {PAYMENTS_KEY}
+    assert source_asset_selection(spec("stripe_invoices_export")).resolve(graph) == {EXPORTS_KEY}
+    with pytest.raises(ValueError, match="one kind"):
+        build_export_asset([*specs, spec("stripe_invoices_export")])
+
+
+def test_cli_ingests_a_payment_export_found_by_its_folder(workdir: Path) -> None:
+    path = land_payments(workdir / "landing")
+    result = CliRunner().invoke(main, ["ingest", str(path)])
+    assert result.exit_code == 1, result.output  # two rows quarantined
+    assert "stripe_unified_payments -> raw_exports.raw_payments" in result.output
+    assert "loaded 3" in result.output and "already loaded 1" in result.output
+    assert "quarantined 2" in result.output and "without an id 2" in result.output
+    assert f"{path.resolve()} row 7: Amount: expected an amount" in result.output
+    again = CliRunner().invoke(main, ["ingest", str(path)])
+    assert "files 0 loaded, 1 unchanged" in again.output

@@ -8,10 +8,14 @@ Two kinds of config file share the folder, told apart by `kind:`:
 - `invoice_export`: one kind of invoice report exported by hand (CSV or Excel), mapping its columns
   to canonical invoice fields. Every such config lands in the shared table `raw_exports.raw_invoices`.
   Read by `ar_pipeline.lib.ingest_exports`.
+- `payment_export`: the same for payment exports (e.g. Stripe Dashboard "unified payments"), with
+  canonical payment fields and `pays_invoices_of`; lands in `raw_exports.raw_payments`. Both export
+  kinds share their reading options (`ExportSpecBase`).
 
 Adding an entity, a column or an export layout is a YAML change; the loaders and the Dagster asset
 factory read these models. `load_source_specs` returns only the `api_json` configs (what every
-API-side caller iterates); `load_export_specs` returns the `invoice_export` ones.
+API-side caller iterates); `load_export_specs` returns the `invoice_export` ones and
+`load_payment_export_specs` the `payment_export` ones.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from __future__ import annotations
 import codecs
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
 from pydantic import (
@@ -160,7 +164,7 @@ class SourceSpec(_Strict):
 
 
 # --------------------------------------------------------------------------------------------------
-# invoice_export configs
+# export configs (invoice_export, payment_export)
 
 #: Schema and table every invoice-export config lands in (one table, `export_source` tells them apart).
 EXPORT_SCHEMA = "raw_exports"
@@ -173,6 +177,16 @@ CanonicalField = Literal[
 CANONICAL_FIELDS: tuple[str, ...] = CanonicalField.__args__  # type: ignore[attr-defined]
 DATE_FIELDS = frozenset({"invoice_date", "due_date", "paid_date"})
 AMOUNT_FIELDS = frozenset({"amount", "open_balance"})
+
+#: Table every payment-export config lands in (in EXPORT_SCHEMA), and its canonical fields.
+PAYMENT_TABLE = "raw_payments"
+PaymentField = Literal[
+    "payment_id", "customer_id", "customer_name", "payment_date", "amount", "amount_refunded",
+    "currency", "status", "invoice_id", "invoice_number", "method",
+]
+PAYMENT_FIELDS: tuple[str, ...] = PaymentField.__args__  # type: ignore[attr-defined]
+PAYMENT_DATE_FIELDS = frozenset({"payment_date"})
+PAYMENT_AMOUNT_FIELDS = frozenset({"amount", "amount_refunded"})
 
 #: ISO 4217 codes accepted in exports (active codes; a currency outside this list is quarantined).
 ISO_CURRENCIES: frozenset[str] = frozenset(
@@ -196,11 +210,24 @@ def _as_list(value: Any) -> Any:
     return [value] if isinstance(value, str) else value
 
 
-class InvoiceExportSpec(_Strict):
-    """Column mapping for one kind of invoice export file (e.g. QuickBooks "A/R Aging Detail")."""
+class ExportSpecBase(_Strict):
+    """Reading options shared by every export config (invoice and payment exports).
 
-    kind: Literal["invoice_export"]
-    source: str = Field(description="Export source name; stored in raw_invoices.export_source.")
+    Subclasses add `kind`, `columns`, `keep_only` and `required` over their own canonical fields,
+    and set the class constants below, which the loader (`ar_pipeline.lib.ingest_exports`) reads."""
+
+    #: What one data row is ("invoice", "payment"): used in messages.
+    RECORD: ClassVar[str] = ""
+    #: Raw table (in EXPORT_SCHEMA) the rows land in.
+    TABLE: ClassVar[str] = ""
+    #: Canonical fields, in table order; the id field; date and money fields; the minimum mapping.
+    FIELDS: ClassVar[tuple[str, ...]] = ()
+    ID_FIELD: ClassVar[str] = ""
+    DATE_FIELDS: ClassVar[frozenset[str]] = frozenset()
+    AMOUNT_FIELDS: ClassVar[frozenset[str]] = frozenset()
+    MINIMUM_FIELDS: ClassVar[tuple[str, ...]] = ()
+
+    source: str = Field(description="Export source name; stored in the raw table's export_source.")
     description: str = ""
     landing_subdir: str = Field(description="Folder under AR_LANDING_DIR with these export files.")
     automation: AutomationSpec = Field(default_factory=AutomationSpec)
@@ -223,12 +250,16 @@ class InvoiceExportSpec(_Strict):
         default=["^TOTAL$", r"^(Accrual|Cash) [Bb]asis\b"],
         description="Reading stops at the first row whose first non-empty cell matches (totals, footer stamp).",
     )
-    columns: dict[CanonicalField, HeaderNames] = Field(
-        min_length=1, description="Canonical field -> header name(s); case-insensitive, first match wins."
-    )
-    keep_only: dict[CanonicalField, HeaderNames] = Field(default_factory=dict)
-    required: list[CanonicalField] = Field(default=["invoice_id", "invoice_date", "amount"])
     extra_columns: list[str] = Field(default_factory=list)
+    filter_rows_without_id: bool = Field(
+        default=False,
+        description="A data row whose id cell is empty is left out (counted as filtered) instead of "
+        "quarantined, e.g. Stripe PaymentIntents without a charge in a payments export.",
+    )
+    # set by subclasses over their own canonical fields
+    columns: dict[str, HeaderNames]
+    keep_only: dict[str, HeaderNames]
+    required: list[str]
 
     @field_validator("files", "date_format", mode="before")
     @classmethod
@@ -298,10 +329,10 @@ class InvoiceExportSpec(_Strict):
         return value
 
     @model_validator(mode="after")
-    def _consistent(self) -> InvoiceExportSpec:
+    def _consistent(self) -> ExportSpecBase:
         if self.decimal_separator == self.thousands_separator:
             raise ValueError("decimal_separator and thousands_separator must differ")
-        for name in ("invoice_id", "invoice_date", "amount"):
+        for name in self.MINIMUM_FIELDS:
             if name not in self.columns:
                 raise ValueError(f"columns: {name} must be mapped to a header")
         unmapped = [f for f in self.required if f not in self.columns]
@@ -318,7 +349,59 @@ class InvoiceExportSpec(_Strict):
         return self.columns.get(field, [])  # type: ignore[call-overload]
 
 
-IngestSpec = SourceSpec | InvoiceExportSpec
+
+class InvoiceExportSpec(ExportSpecBase):
+    """Column mapping for one kind of invoice export file (e.g. QuickBooks "A/R Aging Detail")."""
+
+    RECORD: ClassVar[str] = "invoice"
+    TABLE: ClassVar[str] = EXPORT_TABLE
+    FIELDS: ClassVar[tuple[str, ...]] = CANONICAL_FIELDS
+    ID_FIELD: ClassVar[str] = "invoice_id"
+    DATE_FIELDS: ClassVar[frozenset[str]] = DATE_FIELDS
+    AMOUNT_FIELDS: ClassVar[frozenset[str]] = AMOUNT_FIELDS
+    MINIMUM_FIELDS: ClassVar[tuple[str, ...]] = ("invoice_id", "invoice_date", "amount")
+
+    kind: Literal["invoice_export"]
+    columns: dict[CanonicalField, HeaderNames] = Field(
+        min_length=1, description="Canonical field -> header name(s); case-insensitive, first match wins."
+    )
+    keep_only: dict[CanonicalField, HeaderNames] = Field(default_factory=dict)
+    required: list[CanonicalField] = Field(default=["invoice_id", "invoice_date", "amount"])
+
+
+class PaymentExportSpec(ExportSpecBase):
+    """Column mapping for one kind of payment export file (e.g. Stripe Dashboard "unified payments").
+    Every such config lands in the shared table `raw_exports.raw_payments`."""
+
+    RECORD: ClassVar[str] = "payment"
+    TABLE: ClassVar[str] = PAYMENT_TABLE
+    FIELDS: ClassVar[tuple[str, ...]] = PAYMENT_FIELDS
+    ID_FIELD: ClassVar[str] = "payment_id"
+    DATE_FIELDS: ClassVar[frozenset[str]] = PAYMENT_DATE_FIELDS
+    AMOUNT_FIELDS: ClassVar[frozenset[str]] = PAYMENT_AMOUNT_FIELDS
+    MINIMUM_FIELDS: ClassVar[tuple[str, ...]] = ("payment_id", "payment_date", "amount")
+
+    kind: Literal["payment_export"]
+    pays_invoices_of: str = Field(
+        description="Source whose invoice ids the payments' invoice_id refers to: an API source "
+        "(e.g. stripe) or an invoice_export config (e.g. stripe_invoices_export).",
+    )
+    columns: dict[PaymentField, HeaderNames] = Field(
+        min_length=1, description="Canonical field -> header name(s); case-insensitive, first match wins."
+    )
+    keep_only: dict[PaymentField, HeaderNames] = Field(default_factory=dict)
+    required: list[PaymentField] = Field(default=["payment_id", "payment_date", "amount"])
+
+    @field_validator("pays_invoices_of")
+    @classmethod
+    def _pays_identifier(cls, value: str) -> str:
+        if not _IDENTIFIER.match(value):
+            raise ValueError(f"{value!r} must be snake_case (a source or export config name)")
+        return value
+
+
+ExportSpec = InvoiceExportSpec | PaymentExportSpec
+IngestSpec = SourceSpec | InvoiceExportSpec | PaymentExportSpec
 
 
 def _problems(exc: ValidationError) -> str:
@@ -337,14 +420,17 @@ def load_spec(path: Path) -> IngestSpec:
     except yaml.YAMLError as exc:
         raise IngestConfigError(f"{path}: not valid YAML ({exc})") from exc
     kind = data.get("kind", "api_json") if isinstance(data, dict) else "api_json"
-    model: type[SourceSpec] | type[InvoiceExportSpec]
+    model: type[SourceSpec] | type[InvoiceExportSpec] | type[PaymentExportSpec]
     if kind == "api_json":
         model = SourceSpec
     elif kind == "invoice_export":
         model = InvoiceExportSpec
+    elif kind == "payment_export":
+        model = PaymentExportSpec
     else:
         raise IngestConfigError(
-            f"{path}: invalid ingest config: kind: {kind!r} must be 'api_json' or 'invoice_export'"
+            f"{path}: invalid ingest config: kind: {kind!r} must be 'api_json', 'invoice_export' "
+            "or 'payment_export'"
         )
     try:
         return model.model_validate(data)
@@ -365,6 +451,14 @@ def load_export_spec(path: Path) -> InvoiceExportSpec:
     spec = load_spec(path)
     if not isinstance(spec, InvoiceExportSpec):
         raise IngestConfigError(f"{path}: kind: is {spec.kind!r}, expected an invoice_export config")
+    return spec
+
+
+def load_payment_export_spec(path: Path) -> PaymentExportSpec:
+    """Read and validate one `kind: payment_export` YAML."""
+    spec = load_spec(path)
+    if not isinstance(spec, PaymentExportSpec):
+        raise IngestConfigError(f"{path}: kind: is {spec.kind!r}, expected a payment_export config")
     return spec
 
 
@@ -389,3 +483,8 @@ def load_source_specs(config_dir: Path) -> list[SourceSpec]:
 def load_export_specs(config_dir: Path) -> list[InvoiceExportSpec]:
     """The `kind: invoice_export` configs in a folder (possibly none), sorted by file name."""
     return [s for s in load_all_specs(config_dir) if isinstance(s, InvoiceExportSpec)]
+
+
+def load_payment_export_specs(config_dir: Path) -> list[PaymentExportSpec]:
+    """The `kind: payment_export` configs in a folder (possibly none), sorted by file name."""
+    return [s for s in load_all_specs(config_dir) if isinstance(s, PaymentExportSpec)]

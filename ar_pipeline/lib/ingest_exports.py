@@ -1,4 +1,5 @@
-"""Load invoice exports (CSV / Excel files downloaded by hand) into `raw_exports.raw_invoices`.
+"""Load invoice and payment exports (CSV / Excel files downloaded by hand) into
+`raw_exports.raw_invoices` and `raw_exports.raw_payments`.
 
 Each `kind: invoice_export` config (see `ar_pipeline.lib.ingest_config.InvoiceExportSpec`) maps the
 columns of one kind of report (QuickBooks "A/R Aging Detail", "Invoice List", a Stripe Dashboard
@@ -6,13 +7,16 @@ invoices CSV, any spreadsheet) to canonical invoice fields. Report layouts are h
 finance tools write them: preamble rows before the header (company, title, "As of <date>"), a
 header found by its column names, section label rows (customer or aging bucket) remembered as
 `section`, `Total for …` rows skipped, reading stopped at `TOTAL` (the footer stamp follows).
+`kind: payment_export` configs (`PaymentExportSpec`, e.g. the Stripe Dashboard "unified payments"
+CSV) are read by the same code over canonical payment fields; what differs per record kind (fields,
+id, date and money fields, table) comes from the spec class, so parsing is never duplicated.
 
 Every data row ends up loaded, a duplicate, or quarantined in `ingest_audit.quarantine` with the
 file's own header name, the row number, the raw value and what was expected. A file that cannot be
 read at all (empty, wrong delimiter, missing columns, not an Excel file, wrong encoding) is
 quarantined as one row with a sentence saying what to fix. Skip-unchanged, replace-on-change and
 not-twice-the-same-record behave as in `ar_pipeline.lib.ingest`, using the same audit tables
-(`source` = the export source name, `raw_table` = 'raw_invoices').
+(`source` = the export source name, `raw_table` = 'raw_invoices' or 'raw_payments').
 
 Files are small (a manual-upload path), so rows are parsed in Python and inserted in bulk via Arrow.
 """
@@ -45,18 +49,19 @@ from ar_pipeline.lib.ingest import (
     forget_files,
 )
 from ar_pipeline.lib.ingest_config import (
-    AMOUNT_FIELDS,
-    CANONICAL_FIELDS,
-    DATE_FIELDS,
     EXPORT_SCHEMA,
     EXPORT_TABLE,
     ISO_CURRENCIES,
+    PAYMENT_TABLE,
+    ExportSpecBase,
     InvoiceExportSpec,
+    PaymentExportSpec,
 )
 
 __all__ = [
-    "EXPORT_COLUMNS", "EXPORT_QUALIFIED", "ISO_CURRENCIES", "ensure_export_table", "export_files",
-    "export_specs_for_file", "load_invoice_export",
+    "EXPORT_COLUMNS", "EXPORT_QUALIFIED", "ISO_CURRENCIES", "PAYMENT_COLUMNS", "PAYMENT_QUALIFIED",
+    "ensure_export_table", "export_files", "export_specs_for_file", "load_export", "load_invoice_export",
+    "load_payment_export", "table_columns", "table_qualified",
 ]
 
 EXPORT_QUALIFIED = f"{EXPORT_SCHEMA}.{EXPORT_TABLE}"
@@ -79,12 +84,33 @@ EXPORT_COLUMNS: dict[str, str] = {
     "section": "VARCHAR",
     "extra": "JSON",
 }
+PAYMENT_QUALIFIED = f"{EXPORT_SCHEMA}.{PAYMENT_TABLE}"
+PAYMENT_COLUMNS: dict[str, str] = {
+    "export_source": "VARCHAR",
+    "pays_invoices_of": "VARCHAR",
+    "payment_id": "VARCHAR",
+    "customer_id": "VARCHAR",
+    "customer_name": "VARCHAR",
+    "payment_date": "DATE",
+    "amount": "DECIMAL(18,4)",
+    "amount_refunded": "DECIMAL(18,4)",
+    "currency": "VARCHAR",
+    "status": "VARCHAR",
+    "invoice_id": "VARCHAR",
+    "invoice_number": "VARCHAR",
+    "method": "VARCHAR",
+    "extra": "JSON",
+}
+_TABLE_COLUMNS: dict[str, dict[str, str]] = {EXPORT_TABLE: EXPORT_COLUMNS, PAYMENT_TABLE: PAYMENT_COLUMNS}
 _ARROW_TYPES = {"VARCHAR": pa.string(), "DATE": pa.date32(), "DECIMAL(18,4)": pa.decimal128(18, 4),
                 "JSON": pa.string()}
-_STAGE_SCHEMA = pa.schema(
-    [(name, _ARROW_TYPES[typ]) for name, typ in EXPORT_COLUMNS.items()]
-    + [("_source_file", pa.string()), ("_source_row", pa.int64()), ("_record_hash", pa.string())]
-)
+_STAGE_SCHEMAS = {
+    table: pa.schema(
+        [(name, _ARROW_TYPES[typ]) for name, typ in columns.items()]
+        + [("_source_file", pa.string()), ("_source_row", pa.int64()), ("_record_hash", pa.string())]
+    )
+    for table, columns in _TABLE_COLUMNS.items()
+}
 _QUARANTINE_SCHEMA = pa.schema([
     ("source_file", pa.string()), ("source_row", pa.int64()), ("column_name", pa.string()),
     ("expected", pa.string()), ("raw_value", pa.string()), ("reason", pa.string()),
@@ -103,7 +129,7 @@ HEADER_SEARCH_ROWS = 100
 
 
 class FileProblem(Exception):
-    """The whole file cannot be read as an invoice export; the message is for a finance user."""
+    """The whole file cannot be read as an export; the message is for a finance user."""
 
     def __init__(self, reason: str, expected: str, head: str | None = None) -> None:
         super().__init__(reason)
@@ -123,12 +149,24 @@ class _FileOutcome:
 # tables and files
 
 
+def table_columns(spec: ExportSpecBase) -> dict[str, str]:
+    """Typed columns (before lineage) of the raw table a config's rows land in."""
+    return _TABLE_COLUMNS[spec.TABLE]
+
+
+def table_qualified(spec: ExportSpecBase) -> str:
+    """`raw_exports.<table>` for a config (raw_invoices or raw_payments)."""
+    return f"{EXPORT_SCHEMA}.{spec.TABLE}"
+
+
 def ensure_export_table(conn: duckdb.DuckDBPyConnection) -> None:
-    """Create `raw_exports.raw_invoices` and the audit tables if they do not exist yet."""
+    """Create `raw_exports.raw_invoices`, `raw_exports.raw_payments` and the audit tables if they do
+    not exist yet (both export tables, so downstream models find them even before any file)."""
     conn.execute(f"CREATE SCHEMA IF NOT EXISTS {EXPORT_SCHEMA}")
-    cols = [f"{n} {t}" for n, t in EXPORT_COLUMNS.items()]
-    cols += [f"{n} {t}" for n, t in LINEAGE_COLUMNS.items()]
-    conn.execute(f"CREATE TABLE IF NOT EXISTS {EXPORT_QUALIFIED} ({', '.join(cols)})")
+    for table, columns in _TABLE_COLUMNS.items():
+        cols = [f"{n} {t}" for n, t in columns.items()]
+        cols += [f"{n} {t}" for n, t in LINEAGE_COLUMNS.items()]
+        conn.execute(f"CREATE TABLE IF NOT EXISTS {EXPORT_SCHEMA}.{table} ({', '.join(cols)})")
     ensure_audit_tables(conn)
 
 
@@ -137,7 +175,7 @@ def _is_working_file(path: Path) -> bool:
     return path.is_file() and not path.name.startswith(("~$", "."))
 
 
-def export_files(landing_dir: Path, spec: InvoiceExportSpec) -> list[Path]:
+def export_files(landing_dir: Path, spec: ExportSpecBase) -> list[Path]:
     """Files in the config's landing folder matching any of its globs, sorted, resolved."""
     base = landing_dir / spec.landing_subdir
     found = {p.resolve() for pattern in spec.files for p in base.glob(pattern) if _is_working_file(p)}
@@ -145,8 +183,8 @@ def export_files(landing_dir: Path, spec: InvoiceExportSpec) -> list[Path]:
 
 
 def export_specs_for_file(
-    path: Path, landing_dir: Path, specs: Iterable[InvoiceExportSpec]
-) -> list[InvoiceExportSpec]:
+    path: Path, landing_dir: Path, specs: Iterable[ExportSpecBase]
+) -> list[ExportSpecBase]:
     """The export configs whose landing folder and file globs match `path`."""
     path = path.resolve()
     matches = []
@@ -182,7 +220,7 @@ def _norm(value: Any) -> str:
     return " ".join(_text(value).split()).casefold()
 
 
-def _read_csv(path: Path, spec: InvoiceExportSpec) -> tuple[list[tuple[int, list[Any]]], str]:
+def _read_csv(path: Path, spec: ExportSpecBase) -> tuple[list[tuple[int, list[Any]]], str]:
     data = path.read_bytes()
     if data.startswith(b"\xef\xbb\xbf"):
         encoding, data = "utf-8", data[3:]
@@ -213,7 +251,7 @@ def _read_csv(path: Path, spec: InvoiceExportSpec) -> tuple[list[tuple[int, list
     return rows, text
 
 
-def _read_xlsx(path: Path, spec: InvoiceExportSpec) -> list[tuple[int, list[Any]]]:
+def _read_xlsx(path: Path, spec: ExportSpecBase) -> list[tuple[int, list[Any]]]:
     import openpyxl
 
     expected = "an Excel .xlsx workbook"
@@ -254,11 +292,11 @@ def _read_xlsx(path: Path, spec: InvoiceExportSpec) -> list[tuple[int, list[Any]
 # header
 
 
-def _expected_columns(spec: InvoiceExportSpec) -> str:
+def _expected_columns(spec: ExportSpecBase) -> str:
     return ", ".join(spec.header_names(f)[0] for f in spec.required)
 
 
-def _map_header(cells: list[Any], spec: InvoiceExportSpec) -> dict[str, int]:
+def _map_header(cells: list[Any], spec: ExportSpecBase) -> dict[str, int]:
     """Canonical field -> column index, for the fields whose header names appear in `cells`."""
     normed = [_norm(c) for c in cells]
     mapping: dict[str, int] = {}
@@ -272,7 +310,7 @@ def _map_header(cells: list[Any], spec: InvoiceExportSpec) -> dict[str, int]:
 
 
 def _find_header(
-    rows: list[tuple[int, list[Any]]], spec: InvoiceExportSpec, text: str | None
+    rows: list[tuple[int, list[Any]]], spec: ExportSpecBase, text: str | None
 ) -> tuple[int, dict[str, int]]:
     """(position in `rows` of the header row, field -> column index); FileProblem if none fits."""
     expected = f"columns {_expected_columns(spec)}"
@@ -318,7 +356,7 @@ def _find_header(
     )
 
 
-def _missing_columns(spec: InvoiceExportSpec, number: int, cells: list[Any], missing: list[str]) -> FileProblem:
+def _missing_columns(spec: ExportSpecBase, number: int, cells: list[Any], missing: list[str]) -> FileProblem:
     shown = ", ".join(_text(c) for c in cells if _text(c))[:200]
     wanted = "; ".join(
         f"{spec.header_names(f)[0]} (looked for {' / '.join(repr(h) for h in spec.header_names(f))})"
@@ -332,7 +370,7 @@ def _missing_columns(spec: InvoiceExportSpec, number: int, cells: list[Any], mis
     )
 
 
-def _report_as_of(preamble: list[tuple[int, list[Any]]], spec: InvoiceExportSpec) -> date | None:
+def _report_as_of(preamble: list[tuple[int, list[Any]]], spec: ExportSpecBase) -> date | None:
     """The date of an "As of <date>" line above the header (the report's snapshot date)."""
     for _, cells in preamble:
         texts = [_text(c) for c in cells if _text(c)]
@@ -354,12 +392,12 @@ def _report_as_of(preamble: list[tuple[int, list[Any]]], spec: InvoiceExportSpec
 # values
 
 
-def _date_example(spec: InvoiceExportSpec) -> str:
+def _date_example(spec: ExportSpecBase) -> str:
     sample = datetime(2026, 12, 31, 23, 59, 59)
     return " or ".join(f"{sample.strftime(f)} ({f})" for f in spec.date_format)
 
 
-def _parse_date(raw: Any, spec: InvoiceExportSpec) -> date | None:
+def _parse_date(raw: Any, spec: ExportSpecBase) -> date | None:
     """A date from a text or Excel cell; None when blank; ValueError when it does not parse."""
     if raw is None or isinstance(raw, bool):
         if raw is None:
@@ -386,14 +424,14 @@ def _parse_date(raw: Any, spec: InvoiceExportSpec) -> date | None:
     raise ValueError
 
 
-def _amount_pattern(spec: InvoiceExportSpec) -> re.Pattern[str]:
+def _amount_pattern(spec: ExportSpecBase) -> re.Pattern[str]:
     dec = re.escape(spec.decimal_separator)
     th = spec.thousands_separator
     integer = rf"(?:\d{{1,3}}(?:{re.escape(th)}\d{{3}})+|\d+)" if th and th != " " else r"\d+"
     return re.compile(rf"(?:{integer}(?:{dec}\d+)?|{dec}\d+)")
 
 
-def _parse_amount(raw: Any, spec: InvoiceExportSpec, pattern: re.Pattern[str]) -> Decimal | None:
+def _parse_amount(raw: Any, spec: ExportSpecBase, pattern: re.Pattern[str]) -> Decimal | None:
     """Money from a text or Excel cell: `$1,500.00`, `(50.00)`, `-50`, `1.234,56` (per config)."""
     if raw is None:
         return None
@@ -438,10 +476,10 @@ def _parse_amount(raw: Any, spec: InvoiceExportSpec, pattern: re.Pattern[str]) -
 # one file
 
 
-def _parse_file(path: Path, spec: InvoiceExportSpec) -> _FileOutcome:
+def _parse_file(path: Path, spec: ExportSpecBase) -> _FileOutcome:
     """Read one export file into staged rows and quarantined rows (raises FileProblem)."""
     name = str(path)
-    expected_file = f"an invoice export with columns {_expected_columns(spec)}"
+    expected_file = f"an {spec.RECORD} export with columns {_expected_columns(spec)}"
     if path.suffix.lower() == ".xls":
         raise FileProblem("the file is an old-format Excel workbook (.xls); open it in Excel and save "
                           "it as .xlsx or CSV", expected_file)
@@ -463,11 +501,13 @@ def _parse_file(path: Path, spec: InvoiceExportSpec) -> _FileOutcome:
     amount_pattern = _amount_pattern(spec)
     amount_example = f"1{spec.thousands_separator}234{spec.decimal_separator}56"
     date_example = _date_example(spec)
-    id_idx = mapping["invoice_id"]
+    id_field = spec.ID_FIELD
+    id_idx = mapping[id_field]
+    is_invoice = isinstance(spec, InvoiceExportSpec)
 
     out = _FileOutcome()
     section: str | None = None
-    seen: dict[str, tuple[str, int]] = {}  # invoice id -> (record hash, row number)
+    seen: dict[str, tuple[str, int]] = {}  # record id -> (record hash, row number)
     for number, cells in rows[header_pos + 1:]:
         texts = [_text(c) for c in cells]
         filled = [t for t in texts if t]
@@ -478,9 +518,12 @@ def _parse_file(path: Path, spec: InvoiceExportSpec) -> _FileOutcome:
             break
         if any(p.search(first) for p in skip) or [_norm(c) for c in cells] == header_norm:
             continue
-        invoice_text = texts[id_idx] if id_idx < len(texts) else ""
-        if not invoice_text and len(filled) == 1:
+        id_text = texts[id_idx] if id_idx < len(texts) else ""
+        if not id_text and len(filled) == 1:
             section = first  # a group label: customer or aging bucket, or the footer stamp
+            continue
+        if not id_text and spec.filter_rows_without_id:
+            out.filtered += 1  # e.g. a Stripe PaymentIntent without a charge: not a payment
             continue
 
         def cell(index: int, cells: list[Any] = cells) -> Any:
@@ -494,17 +537,17 @@ def _parse_file(path: Path, spec: InvoiceExportSpec) -> _FileOutcome:
                   for i, t in enumerate(texts) if t}
         values: dict[str, Any] = {}
         problems: list[tuple[str, str, str | None, str]] = []  # header, expected, raw, reason
-        for fname in CANONICAL_FIELDS:
+        for fname in spec.FIELDS:
             if fname not in mapping:
                 continue
             raw = cell(mapping[fname])
             header = header_texts[mapping[fname]]
             shown = _text(raw)
             try:
-                if fname in DATE_FIELDS:
+                if fname in spec.DATE_FIELDS:
                     expected = f"a date like {date_example}"
                     value: Any = _parse_date(raw, spec)
-                elif fname in AMOUNT_FIELDS:
+                elif fname in spec.AMOUNT_FIELDS:
                     expected = f"an amount like {amount_example}"
                     value = _parse_amount(raw, spec, amount_pattern)
                 elif fname == "currency":
@@ -527,31 +570,35 @@ def _parse_file(path: Path, spec: InvoiceExportSpec) -> _FileOutcome:
         if problems:
             out.quarantined.append(_quarantine_row(name, number, problems, record))
             continue
-        if "customer_id" not in mapping or values.get("customer_id") is None:
-            values["customer_id"] = values.get("customer_name")
-        if values.get("due_date") is None:
-            values["due_date"] = values.get("invoice_date")
+        if is_invoice:
+            if "customer_id" not in mapping or values.get("customer_id") is None:
+                values["customer_id"] = values.get("customer_name")
+            if values.get("due_date") is None:
+                values["due_date"] = values.get("invoice_date")
         if "currency" not in mapping:
             values["currency"] = spec.currency
         extra = {h: _text(cell(i)) or None for h, i in extra_idx.items()} or None
-        content = [None if values.get(f) is None else str(values[f]) for f in CANONICAL_FIELDS]
+        content = [None if values.get(f) is None else str(values[f]) for f in spec.FIELDS]
         record_hash = hashlib.md5(json.dumps([content, extra], sort_keys=True).encode()).hexdigest()
-        invoice_id = values["invoice_id"]
-        if invoice_id in seen:
-            first_hash, first_row = seen[invoice_id]
+        record_id = values[id_field]
+        if record_id in seen:
+            first_hash, first_row = seen[record_id]
             if first_hash == record_hash:
                 out.duplicates_in_file += 1
             else:
                 header = header_texts[id_idx]
                 out.quarantined.append(_quarantine_row(name, number, [(
-                    header, "one row per invoice id", invoice_id,
-                    f"duplicate invoice id {invoice_id} with different content (first seen at row {first_row})",
+                    header, f"one row per {spec.RECORD} id", record_id,
+                    f"duplicate {spec.RECORD} id {record_id} with different content "
+                    f"(first seen at row {first_row})",
                 )], record))
             continue
-        seen[invoice_id] = (record_hash, number)
+        seen[record_id] = (record_hash, number)
+        context = ({"report_as_of": as_of, "section": section} if is_invoice
+                   else {"pays_invoices_of": getattr(spec, "pays_invoices_of", None)})
         out.rows.append({
-            **{f: values.get(f) for f in CANONICAL_FIELDS},
-            "export_source": spec.source, "report_as_of": as_of, "section": section,
+            **{f: values.get(f) for f in spec.FIELDS},
+            "export_source": spec.source, **context,
             "extra": json.dumps(extra) if extra is not None else None,
             "_source_file": name, "_source_row": number, "_record_hash": record_hash,
         })
@@ -574,7 +621,7 @@ def _quarantine_row(name: str, number: int | None, problems: list[tuple[str, str
 
 
 def _load_file(
-    conn: duckdb.DuckDBPyConnection, spec: InvoiceExportSpec, path: str, st, batch_id: str,
+    conn: duckdb.DuckDBPyConnection, spec: ExportSpecBase, path: str, st, batch_id: str,
     loaded_at: datetime,
 ) -> int:
     """Parse, check and insert one file; writes its file_loads row. Returns rows filtered out."""
@@ -594,21 +641,22 @@ def _load_file(
             f"""INSERT INTO {AUDIT_SCHEMA}.quarantine
                 SELECT ?, ?, source_file, source_row, column_name, expected, raw_value, reason,
                        CAST(record AS JSON), ?, ? FROM quarantine_rows""",
-            [spec.source, EXPORT_TABLE, batch_id, loaded_at],
+            [spec.source, spec.TABLE, batch_id, loaded_at],
         )
     loaded = 0
+    target = table_qualified(spec)
     if outcome.rows:
-        stage = pa.Table.from_pylist(outcome.rows, schema=_STAGE_SCHEMA)  # noqa: F841
-        names = list(EXPORT_COLUMNS)
+        stage = pa.Table.from_pylist(outcome.rows, schema=_STAGE_SCHEMAS[spec.TABLE])  # noqa: F841
+        names = list(table_columns(spec))
         select = ", ".join(f"CAST(s.{n} AS JSON)" if n == "extra" else f"s.{n}" for n in names)
         # A record already loaded with identical content (same source, id and hash, e.g. from an
         # overlapping export) is the same fact: counted as a duplicate, not inserted again.
         row = conn.execute(
-            f"""INSERT INTO {EXPORT_QUALIFIED}
+            f"""INSERT INTO {target}
                 SELECT {select}, s._source_file, s._source_row, s._record_hash, ?, ? FROM stage s
                 WHERE NOT EXISTS (
-                    SELECT 1 FROM {EXPORT_QUALIFIED} t
-                    WHERE t.export_source = s.export_source AND t.invoice_id = s.invoice_id
+                    SELECT 1 FROM {target} t
+                    WHERE t.export_source = s.export_source AND t.{spec.ID_FIELD} = s.{spec.ID_FIELD}
                       AND t._record_hash = s._record_hash)""",
             [batch_id, loaded_at],
         ).fetchone()
@@ -617,10 +665,61 @@ def _load_file(
     quarantined = len(outcome.quarantined)
     conn.execute(
         f"INSERT INTO {AUDIT_SCHEMA}.file_loads VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [spec.source, EXPORT_TABLE, path, st.st_size, st.st_mtime_ns, rows_in, loaded,
+        [spec.source, spec.TABLE, path, st.st_size, st.st_mtime_ns, rows_in, loaded,
          rows_in - loaded - quarantined, quarantined, batch_id, loaded_at],
     )
     return outcome.filtered
+
+
+def load_export(
+    conn: duckdb.DuckDBPyConnection,
+    spec: ExportSpecBase,
+    landing_dir: Path,
+    batch_id: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    files: list[Path] | None = None,
+) -> EntityLoadResult:
+    """Load new and changed export files of one config into its table: `raw_exports.raw_invoices`
+    (invoice_export) or `raw_exports.raw_payments` (payment_export).
+
+    `files` restricts the load to those files (e.g. one export given on the command line); by
+    default every file matching the config's globs in its landing folder is considered."""
+    table, target = spec.TABLE, table_qualified(spec)
+    batch_id = batch_id or uuid.uuid4().hex
+    loaded_at = datetime.now(UTC)
+    ensure_export_table(conn)
+    result = EntityLoadResult(source=spec.source, table=table)
+    if files is None:
+        files = export_files(landing_dir, spec)
+    result.files_seen = len(files)
+    stats = {str(p.resolve()): p.stat() for p in files}
+    todo, changed = files_to_load(conn, spec.source, table, stats)
+    result.files_skipped_unchanged = len(stats) - len(todo)
+    conn.execute("BEGIN TRANSACTION")
+    try:
+        if changed:
+            # A file that changed replaces what it loaded before (never adds to it).
+            forget_files(conn, spec.source, table, target, changed,
+                         table_filter=f" AND export_source = '{spec.source}'")
+        for done, name in enumerate(todo, start=1):
+            result.rows_filtered += _load_file(conn, spec, name, stats[name], batch_id, loaded_at)
+            if progress:
+                progress(done, len(todo))
+        conn.execute("COMMIT")
+    except Exception:
+        conn.execute("ROLLBACK")
+        raise
+    batch_totals(conn, result, batch_id, spec.source, table)
+    result.quarantine_samples = [
+        f"{r[0]} row {r[1]}: {r[2]}" if r[1] is not None else f"{r[0]}: {r[2]}"
+        for r in conn.execute(
+            f"""SELECT source_file, source_row, reason FROM {AUDIT_SCHEMA}.quarantine
+                WHERE batch_id = ? AND source = ? AND raw_table = ?
+                ORDER BY source_file, source_row NULLS FIRST LIMIT 5""",
+            [batch_id, spec.source, table],
+        ).fetchall()
+    ]
+    return result
 
 
 def load_invoice_export(
@@ -631,42 +730,17 @@ def load_invoice_export(
     progress: Callable[[int, int], None] | None = None,
     files: list[Path] | None = None,
 ) -> EntityLoadResult:
-    """Load new and changed export files of one config into `raw_exports.raw_invoices`.
+    """Load an invoice-export config into `raw_exports.raw_invoices` (see `load_export`)."""
+    return load_export(conn, spec, landing_dir, batch_id=batch_id, progress=progress, files=files)
 
-    `files` restricts the load to those files (e.g. one export given on the command line); by
-    default every file matching the config's globs in its landing folder is considered."""
-    batch_id = batch_id or uuid.uuid4().hex
-    loaded_at = datetime.now(UTC)
-    ensure_export_table(conn)
-    result = EntityLoadResult(source=spec.source, table=EXPORT_TABLE)
-    if files is None:
-        files = export_files(landing_dir, spec)
-    result.files_seen = len(files)
-    stats = {str(p.resolve()): p.stat() for p in files}
-    todo, changed = files_to_load(conn, spec.source, EXPORT_TABLE, stats)
-    result.files_skipped_unchanged = len(stats) - len(todo)
-    conn.execute("BEGIN TRANSACTION")
-    try:
-        if changed:
-            # A file that changed replaces what it loaded before (never adds to it).
-            forget_files(conn, spec.source, EXPORT_TABLE, EXPORT_QUALIFIED, changed,
-                         table_filter=f" AND export_source = '{spec.source}'")
-        for done, name in enumerate(todo, start=1):
-            result.rows_filtered += _load_file(conn, spec, name, stats[name], batch_id, loaded_at)
-            if progress:
-                progress(done, len(todo))
-        conn.execute("COMMIT")
-    except Exception:
-        conn.execute("ROLLBACK")
-        raise
-    batch_totals(conn, result, batch_id, spec.source, EXPORT_TABLE)
-    result.quarantine_samples = [
-        f"{r[0]} row {r[1]}: {r[2]}" if r[1] is not None else f"{r[0]}: {r[2]}"
-        for r in conn.execute(
-            f"""SELECT source_file, source_row, reason FROM {AUDIT_SCHEMA}.quarantine
-                WHERE batch_id = ? AND source = ? AND raw_table = ?
-                ORDER BY source_file, source_row NULLS FIRST LIMIT 5""",
-            [batch_id, spec.source, EXPORT_TABLE],
-        ).fetchall()
-    ]
-    return result
+
+def load_payment_export(
+    conn: duckdb.DuckDBPyConnection,
+    spec: PaymentExportSpec,
+    landing_dir: Path,
+    batch_id: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    files: list[Path] | None = None,
+) -> EntityLoadResult:
+    """Load a payment-export config into `raw_exports.raw_payments` (see `load_export`)."""
+    return load_export(conn, spec, landing_dir, batch_id=batch_id, progress=progress, files=files)

@@ -19,7 +19,13 @@ from pathlib import Path
 import dagster as dg
 
 from ar_pipeline.lib.connectors import API_SOURCES, is_configured
-from ar_pipeline.lib.ingest_config import IngestSpec, InvoiceExportSpec, load_all_specs
+from ar_pipeline.lib.ingest_config import (
+    ExportSpecBase,
+    IngestSpec,
+    InvoiceExportSpec,
+    PaymentExportSpec,
+    load_all_specs,
+)
 from ar_pipeline.lib.settings import Paths
 
 refresh_ar_job = dg.define_asset_job(
@@ -47,12 +53,15 @@ def landing_fingerprint(folder: Path, patterns: list[str] | None = None) -> tupl
 
 
 EXPORTS_KEY = dg.AssetKey(["exports", "raw_invoices"])
+PAYMENTS_KEY = dg.AssetKey(["exports", "raw_payments"])
 
 
 def source_asset_selection(spec: IngestSpec) -> dg.AssetSelection:
     """A source's sync and raw-table assets and everything downstream of them."""
     if isinstance(spec, InvoiceExportSpec):
         return dg.AssetSelection.assets(EXPORTS_KEY).downstream()
+    if isinstance(spec, PaymentExportSpec):
+        return dg.AssetSelection.assets(PAYMENTS_KEY).downstream()
     keys = [dg.AssetKey([spec.source, e.table]) for e in spec.entities]
     if spec.source in API_SOURCES:
         keys.append(dg.AssetKey([spec.source, "api_pages"]))
@@ -120,7 +129,7 @@ def defs() -> dg.Definitions:
         )
         jobs.append(job)
         if spec.automation.file_sensor:
-            patterns = spec.files if isinstance(spec, InvoiceExportSpec) else ["**/*.json"]
+            patterns = spec.files if isinstance(spec, ExportSpecBase) else ["**/*.json"]
             sensors.append(build_files_sensor(f"{spec.source}_files_sensor",
                                               paths.landing_dir / spec.landing_subdir, job, patterns))
         if spec.source in API_SOURCES and spec.automation.schedule:

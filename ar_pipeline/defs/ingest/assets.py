@@ -2,7 +2,8 @@
 
 API configs (`kind: api_json`) give one asset per entity, keyed `[source, table]`. All invoice-export
 configs (`kind: invoice_export`, hand-downloaded CSV/Excel reports) feed one shared table and one
-asset, `["exports", "raw_invoices"]`, built only when at least one such config exists.
+asset, `["exports", "raw_invoices"]`, built only when at least one such config exists; likewise all
+payment-export configs (`kind: payment_export`) feed `["exports", "raw_payments"]`.
 
 Each asset loads new/changed landing files for its table (see `ar_pipeline.lib.ingest`) and carries
 two checks: a blocking reconciliation (every input record is loaded, a known duplicate, or
@@ -19,14 +20,16 @@ from ar_pipeline.defs.resources import LandingResource
 from ar_pipeline.lib.connectors import API_SOURCES
 from ar_pipeline.lib.ingest import AUDIT_SCHEMA, EntityLoadResult, landing_files, load_entity, qualified
 from ar_pipeline.lib.ingest_config import (
-    EXPORT_SCHEMA,
     EXPORT_TABLE,
+    PAYMENT_TABLE,
     EntitySpec,
+    ExportSpecBase,
     InvoiceExportSpec,
+    PaymentExportSpec,
     SourceSpec,
     load_all_specs,
 )
-from ar_pipeline.lib.ingest_exports import EXPORT_QUALIFIED, export_files, load_invoice_export
+from ar_pipeline.lib.ingest_exports import export_files, load_export, table_qualified
 from ar_pipeline.lib.settings import Paths
 
 RECONCILES = "all_records_accounted_for"
@@ -70,14 +73,14 @@ def _reconciliation_counts(
     }
 
 
-def export_reconciliation_counts(conn, specs: list[InvoiceExportSpec], files: dict[str, list[str]]) -> dict:
-    """Reconciliation counts for the shared export table, summed over the export configs;
+def export_reconciliation_counts(conn, specs: list[ExportSpecBase], files: dict[str, list[str]]) -> dict:
+    """Reconciliation counts for a shared export table, summed over the export configs;
     `files` maps each export source name to its files now in the landing folder."""
     total = {"rows_in_files": 0, "rows_in_raw_table": 0, "rows_duplicate": 0, "rows_quarantined": 0,
              "files_not_loaded": 0}
     for spec in specs:
         counts = _reconciliation_counts(
-            conn, spec.source, EXPORT_TABLE, EXPORT_QUALIFIED, files.get(spec.source, []),
+            conn, spec.source, spec.TABLE, table_qualified(spec), files.get(spec.source, []),
             table_filter=f" AND export_source = '{spec.source}'",
         )
         for name, value in counts.items():
@@ -176,24 +179,33 @@ def build_ingest_asset(source: SourceSpec, entity: EntitySpec) -> dg.AssetsDefin
 
 
 EXPORTS_KEY = dg.AssetKey(["exports", EXPORT_TABLE])
+PAYMENTS_KEY = dg.AssetKey(["exports", PAYMENT_TABLE])
 
 
-def build_export_asset(specs: list[InvoiceExportSpec]) -> dg.AssetsDefinition:
-    """One asset loading every invoice-export config into `raw_exports.raw_invoices`."""
-    key = EXPORTS_KEY
+def build_export_asset(specs: list[InvoiceExportSpec] | list[PaymentExportSpec]) -> dg.AssetsDefinition:
+    """One asset loading every export config of one kind into its shared table:
+    invoice exports into `raw_exports.raw_invoices` (key EXPORTS_KEY), payment exports into
+    `raw_exports.raw_payments` (key PAYMENTS_KEY)."""
     specs = list(specs)
+    kinds = {type(s) for s in specs}
+    if len(kinds) != 1:
+        names = sorted(k.__name__ for k in kinds)
+        raise ValueError(f"build_export_asset needs export configs of one kind, got {names}")
+    first = specs[0]
+    key = PAYMENTS_KEY if isinstance(first, PaymentExportSpec) else EXPORTS_KEY
+    record, table = first.RECORD, table_qualified(first)
 
     @dg.asset(
         key=key,
         group_name="ingest",
         kinds={"duckdb", "csv"},
-        description="Invoice exports (CSV/Excel reports downloaded by hand) from "
+        description=f"{record.capitalize()} exports (CSV/Excel reports downloaded by hand) from "
         + ", ".join(s.source for s in specs) + ", in one table keyed by export_source.",
         pool="duckdb",
         retry_policy=dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL),
         check_specs=_check_specs(key, "data row"),
         metadata={
-            "table": f"{EXPORT_SCHEMA}.{EXPORT_TABLE}",
+            "table": table,
             "landing_globs": [f"{s.landing_subdir}/{g}" for s in specs for g in s.files],
             "export_sources": [s.source for s in specs],
         },
@@ -203,24 +215,24 @@ def build_export_asset(specs: list[InvoiceExportSpec]) -> dg.AssetsDefinition:
         landing_dir = landing.landing_path()
         files = {s.source: [str(p) for p in export_files(landing_dir, s)] for s in specs}
         if not any(files.values()):
-            context.log.info(f"No invoice export files under {landing_dir / 'exports'}; nothing to load.")
+            context.log.info(f"No {record} export files under {landing_dir / 'exports'}; nothing to load.")
         results: list[EntityLoadResult] = []
         with duckdb.get_connection() as conn:
             for spec in specs:
                 def progress(done: int, total: int, name: str = spec.source) -> None:
                     context.log.info(f"{name}: {done}/{total} new or changed export files loaded")
 
-                result = load_invoice_export(conn, spec, landing_dir, batch_id=context.run.run_id,
-                                             progress=progress)
+                result = load_export(conn, spec, landing_dir, batch_id=context.run.run_id,
+                                     progress=progress)
                 results.append(result)
                 context.log.info(
                     f"{spec.source}: {result.files_loaded} files loaded, "
                     f"{result.files_skipped_unchanged} unchanged skipped; rows loaded={result.rows_loaded} "
                     f"duplicate={result.rows_duplicate} quarantined={result.rows_quarantined} "
-                    f"left out by keep_only={result.rows_filtered}"
+                    f"left out by keep_only/without id={result.rows_filtered}"
                 )
             counts = export_reconciliation_counts(conn, specs, files)
-            total_rows = conn.execute(f"SELECT count(*) FROM {EXPORT_QUALIFIED}").fetchone()
+            total_rows = conn.execute(f"SELECT count(*) FROM {table}").fetchone()
         yield dg.MaterializeResult(
             metadata={
                 "dagster/row_count": int(total_rows[0]) if total_rows else 0,
@@ -242,10 +254,12 @@ def defs() -> dg.Definitions:
     specs = load_all_specs(Paths.from_env().ingest_config_dir)
     api = [s for s in specs if isinstance(s, SourceSpec)]
     exports = [s for s in specs if isinstance(s, InvoiceExportSpec)]
+    payments = [s for s in specs if isinstance(s, PaymentExportSpec)]
     return dg.Definitions(
         assets=[
             *(build_api_sync_asset(s.source) for s in api if s.source in API_SOURCES),
             *(build_ingest_asset(s, e) for s in api for e in s.entities),
             *([build_export_asset(exports)] if exports else []),
+            *([build_export_asset(payments)] if payments else []),
         ],
     )

@@ -5,6 +5,9 @@
 --   * Stripe issued credit notes' pre_payment_amount ('credit_note', dated effective_at);
 --   * invoice exports: what was paid (amount - open balance, or everything when a paid date is given
 --     and no open balance) dated at the paid date, else at the report's as-of date, else the load date;
+--   * payment exports (e.g. Stripe "unified payments" CSV): each paid row naming a known invoice pays
+--     it on its date. They never double count: rows for an invoice already paid through its own
+--     source are ignored, and an invoice with such rows no longer uses its export's open balance.
 --   * Stripe API versions before 2025-03-31 have no invoice payments: a succeeded charge that names
 --     its invoice pays it ('payment', dated at the charge), for invoices without invoice payments.
 -- Zero amounts (e.g. lines of voided QBO payments) are dropped. No as-of filter here.
@@ -184,7 +187,28 @@ stripe_credits as (
 
 ),
 
-unioned as (
+export_payment_rows as (
+
+    select
+        {{ dbt.concat(['payments.export_source', "':'", 'payments.payment_id']) }} as application_key,
+        payments.export_source as source,
+        payments.payment_id as source_payment_id,
+        invoices.invoice_key,
+        invoices.customer_id,
+        payments.payment_date as applied_date,
+        'payment' as application_type,
+        payments.amount,
+        coalesce(payments.currency, {{ ar_home_currency() }}) as currency,
+        case when coalesce(payments.currency, {{ ar_home_currency() }}) = {{ ar_home_currency() }} then 1 end as exchange_rate
+    from {{ ref('stg_exports__payments') }} as payments
+    inner join {{ ref('int_invoices_unioned') }} as invoices
+        on invoices.invoice_key = {{ dbt.concat(['payments.pays_invoices_of', "':'", 'payments.invoice_id']) }}
+    where payments.status in ('paid', 'succeeded', 'refunded', 'partially_refunded')
+        and payments.amount <> 0
+
+),
+
+source_applications as (
 
     select * from quickbooks
     union all
@@ -192,9 +216,28 @@ unioned as (
     union all
     select * from stripe_charge_payments
     union all
-    select * from export_payments where amount <> 0
-    union all
     select * from stripe_credits
+
+),
+
+export_payment_rows_used as (
+
+    select * from export_payment_rows
+    where invoice_key not in (
+        select invoice_key from source_applications where application_type = 'payment'
+    )
+
+),
+
+unioned as (
+
+    select * from source_applications
+    union all
+    select * from export_payments
+    where amount <> 0
+        and invoice_key not in (select invoice_key from export_payment_rows_used)
+    union all
+    select * from export_payment_rows_used
 
 ),
 

@@ -1,6 +1,6 @@
--- One row per payment that left cash unapplied to any invoice (QBO Payment.UnappliedAmt > 0).
--- Stripe has no unapplied-cash object in the ingested tables (overpayments become customer
--- balance), so only QuickBooks contributes today.
+-- One row per payment that left cash unapplied to any invoice: QBO Payment.UnappliedAmt > 0, and
+-- payment-export rows (e.g. Stripe unified payments) that name no invoice, or one that is not
+-- loaded. Stripe API overpayments become customer balance and are not in the ingested tables.
 
 with
 
@@ -27,6 +27,31 @@ quickbooks as (
         ) }} as exchange_rate
     from quickbooks_payments
 
+),
+
+export_payments as (
+
+    select
+        {{ dbt.concat(['payments.export_source', "':'", 'payments.payment_id', "':unapplied'"]) }} as unapplied_key,
+        payments.export_source as source,
+        payments.payment_id as source_payment_id,
+        {{ dbt.concat(['payments.pays_invoices_of', "':'", 'payments.customer_id']) }} as customer_id,
+        payments.payment_date,
+        payments.amount,
+        coalesce(payments.currency, {{ ar_home_currency() }}) as currency,
+        {{ to_rate(
+            "case when coalesce(payments.currency, " ~ ar_home_currency() ~ ") = "
+            ~ ar_home_currency() ~ " then 1 end"
+        ) }} as exchange_rate
+    from {{ ref('stg_exports__payments') }} as payments
+    left join {{ ref('int_invoices_unioned') }} as invoices
+        on invoices.invoice_key = {{ dbt.concat(['payments.pays_invoices_of', "':'", 'payments.invoice_id']) }}
+    where payments.status in ('paid', 'succeeded', 'refunded', 'partially_refunded')
+        and payments.amount <> 0
+        and invoices.invoice_key is null
+
 )
 
 select * from quickbooks
+union all
+select * from export_payments
