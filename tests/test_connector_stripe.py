@@ -562,7 +562,7 @@ def test_landed_files_load_with_zero_quarantined(fake, tmp_path):
     fake.add(
         make("customer", 1, base), make("customer", 2, base + 1),
         *invoices(3, created0=base + 10),
-        make("invoice_payment", 1, base + 20, invoice="in_0001"),
+        make("invoice_payment", 1, base + 20, invoice="in_0001", currency="usd"),  # sample says "currency"
         make("charge", 1, base + 30), make("refund", 1, base + 40, charge="ch_0001"),
         make("dispute", 1, base + 50, charge="ch_0001"), make("credit_note", 1, base + 60, invoice="in_0001"),
     )

@@ -66,6 +66,8 @@ def resolve(rec, path: str):
 def castable(value, typ: str) -> bool:
     if typ == "varchar":
         return isinstance(value, str)
+    if typ == "currency":
+        return isinstance(value, str) and len(value) == 3 and value.isalpha()
     if typ in ("decimal", "rate"):
         return isinstance(value, (int, Decimal)) and not isinstance(value, bool)
     if typ == "bigint":

@@ -172,3 +172,16 @@ def test_chunks_respect_the_byte_limit_and_keep_every_file() -> None:
     assert [n for c in chunks for n in c] == names
     assert all(sum(sizes[n] for n in c) <= 10 or len(c) == 1 for c in chunks)
     assert ["f3"] in chunks  # larger than the limit: alone
+
+
+def test_unknown_currency_code_is_quarantined(tmp_path: Path) -> None:
+    landing = tmp_path / "landing"
+    payment = dict(stripe_objects()["invoice_payment"])  # the OpenAPI sample says "currency": "currency"
+    good = dict(payment, id="inpay_ok", currency="eur")
+    write_stripe_page(landing, "invoice_payment", [payment, good])
+    conn = duckdb.connect(str(tmp_path / "w.duckdb"))
+    src, ent = spec("stripe", "raw_invoice_payments")
+    result = load_entity(conn, src, ent, landing)
+    assert (result.rows_loaded, result.rows_quarantined) == (1, 1)
+    assert "$.currency: expected a 3-letter ISO currency code, got currency" in result.quarantine_samples[0]
+    assert conn.execute("SELECT currency FROM raw_stripe.raw_invoice_payments").fetchone() == ("eur",)

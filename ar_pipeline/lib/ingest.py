@@ -21,7 +21,7 @@ from pathlib import Path
 
 import duckdb
 
-from ar_pipeline.lib.ingest_config import DUCKDB_TYPES, ColumnSpec, EntitySpec, SourceSpec
+from ar_pipeline.lib.ingest_config import DUCKDB_TYPES, ISO_CURRENCIES, ColumnSpec, EntitySpec, SourceSpec
 
 AUDIT_SCHEMA = "ingest_audit"
 LINEAGE_COLUMNS = {
@@ -37,6 +37,7 @@ CHUNK_BYTES = 128 * 2**20
 
 _EXPECTED = {
     "varchar": "a string",
+    "currency": "a 3-letter ISO currency code",
     "decimal": "a decimal number",
     "rate": "a decimal number",
     "bigint": "an integer",
@@ -102,6 +103,9 @@ def _typed_expr(column: ColumnSpec, raw: str) -> str:
     """SQL turning the extracted text `raw` into the column's type (NULL when it does not cast)."""
     if column.type == "json":
         return f"CAST({raw} AS JSON)"
+    if column.type == "currency":
+        codes = ", ".join(f"'{c}'" for c in sorted(ISO_CURRENCIES))
+        return f"CASE WHEN upper({raw}) IN ({codes}) THEN {raw} END"
     if column.type == "bigint":
         # try_cast would round '12.5' to 13; an integer field with a fraction is bad data.
         return f"CASE WHEN regexp_full_match({raw}, '-?[0-9]+') THEN CAST({raw} AS BIGINT) END"

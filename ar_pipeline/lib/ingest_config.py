@@ -36,12 +36,13 @@ from pydantic import (
     model_validator,
 )
 
-ColumnType = Literal["varchar", "decimal", "rate", "bigint", "boolean", "date", "timestamp", "json"]
+ColumnType = Literal["varchar", "currency", "decimal", "rate", "bigint", "boolean", "date", "timestamp", "json"]
 
 #: DuckDB type each config type is loaded as. Money from QuickBooks arrives in major units with up
 #: to 2 (sometimes more) decimals, so DECIMAL(18,4) keeps it exact; Stripe money is integer minor units.
 DUCKDB_TYPES: dict[str, str] = {
     "varchar": "VARCHAR",
+    "currency": "VARCHAR",  # an ISO 4217 code (any case); anything else is quarantined
     "decimal": "DECIMAL(18,4)",
     "rate": "DECIMAL(18,10)",
     "bigint": "BIGINT",
