@@ -140,3 +140,26 @@ def test_rerun_as_of_past_month_end_adds_nothing_and_matches_truth(pipeline) -> 
     want = truth_by_bucket(pipeline["landing"], PAST_MONTH_END)
     assert got.select(want.columns).to_dicts() == want.to_dicts()
     assert set(got["as_of_date"].to_list()) == {PAST_MONTH_END}
+
+
+def test_snapshots_equal_truth_at_every_month_end(pipeline) -> None:
+    truth = pl.read_parquet(pipeline["landing"] / "_ground_truth" / "open_balances.parquet")
+    want = (
+        truth.group_by("as_of_date", "aging_bucket", "currency")
+        .agg(open_minor=pl.col("open_amount_minor").sum(), home_minor=pl.col("home_open_amount_minor").sum(),
+             invoices=pl.len())
+        .sort("as_of_date", "aging_bucket", "currency")
+    )
+    with duckdb.connect(str(pipeline["db"]), read_only=True) as conn:
+        got = conn.sql(
+            """SELECT snapshot_date AS as_of_date, aging_bucket, currency,
+                      CAST(round(sum(open_amount) * 100) AS BIGINT) AS open_minor,
+                      CAST(round(sum(home_open_amount) * 100) AS BIGINT) AS home_minor,
+                      count(*) AS invoices
+               FROM marts.fct_ar_aging_snapshots GROUP BY ALL ORDER BY ALL"""
+        ).pl()
+    dates = set(want["as_of_date"].to_list())
+    assert len(dates) >= 12  # every month end of the history, plus the end date
+    got = got.filter(pl.col("as_of_date").is_in(list(dates)))
+    assert set(got["as_of_date"].to_list()) == dates
+    assert got.select(want.columns).to_dicts() == want.to_dicts()

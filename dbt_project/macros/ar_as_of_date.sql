@@ -5,17 +5,46 @@
     date, computed here in Jinja at compile time, so every model of one run sees the same date and the
     SQL never depends on current_date/now().
 -#}
-{% macro ar_as_of_date() -%}
+{% macro ar_as_of_date_iso() -%}
     {%- set raw_value = var('as_of_date', none) -%}
     {%- if raw_value is none or (raw_value | string | trim | lower) in ('', 'none', 'null') -%}
-        {%- set iso_date = modules.datetime.date.today().isoformat() -%}
+        {{ modules.datetime.date.today().isoformat() }}
     {%- else -%}
         {%- set iso_date = raw_value | string | trim -%}
         {%- if not modules.re.match('^[0-9]{4}-[0-9]{2}-[0-9]{2}$', iso_date) -%}
             {{ exceptions.raise_compiler_error("var('as_of_date') must be a YYYY-MM-DD date, got: " ~ raw_value) }}
         {%- endif -%}
+        {{ iso_date }}
     {%- endif -%}
-    cast('{{ iso_date }}' as date)
+{%- endmacro %}
+
+
+{% macro ar_as_of_date() -%}
+    cast('{{ ar_as_of_date_iso() }}' as date)
+{%- endmacro %}
+
+
+{#-
+    The snapshot dates for fct_ar_aging_snapshots, computed in Jinja from the as-of date (so the SQL
+    stays plain and portable): every calendar month end of the last `snapshot_months` months before
+    the as-of date, plus every day of the last `snapshot_daily_days` days up to the as-of date.
+    Returns a sorted list of YYYY-MM-DD strings.
+-#}
+{% macro ar_snapshot_dates() -%}
+    {%- set as_of = modules.datetime.date.fromisoformat(ar_as_of_date_iso() | trim) -%}
+    {%- set one_day = modules.datetime.timedelta(days=1) -%}
+    {%- set dates = [] -%}
+    {%- for back in range(var('snapshot_daily_days', 90)) -%}
+        {%- do dates.append((as_of - modules.datetime.timedelta(days=back)).isoformat()) -%}
+    {%- endfor -%}
+    {#- Month i back: the day before the first of the month that is i months before the as-of month. -#}
+    {%- set as_of_month = as_of.year * 12 + as_of.month - 1 -%}
+    {%- for i in range(var('snapshot_months', 36)) -%}
+        {%- set month = as_of_month - i -%}
+        {%- set first_of_month = modules.datetime.date(month // 12, month % 12 + 1, 1) -%}
+        {%- do dates.append((first_of_month - one_day).isoformat()) -%}
+    {%- endfor -%}
+    {{ return(dates | unique | sort) }}
 {%- endmacro %}
 
 
