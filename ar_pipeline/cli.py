@@ -294,6 +294,53 @@ def ingest(path: Path, config_name: str | None, table: str | None) -> None:
 
 
 @main.command()
+@click.option("--as-of", "as_of", required=True, help="Date to age the receivables at (YYYY-MM-DD).")
+@click.option("--by", type=click.Choice(["customer", "invoice"]), default="customer", show_default=True,
+              help="One row per customer (buckets as columns, home currency) or per open invoice.")
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the table to this CSV file.")
+def aging(as_of: str, by: str, csv_path: Path | None) -> None:
+    """Aging as of any past date, rebuilt from the payment history.
+
+    Recomputes that date's snapshot in marts.fct_ar_aging_snapshots with dbt (so it is exactly what
+    the daily run would have stored for that date) and prints it. Needs a loaded warehouse
+    (`ar-pipeline run` first).
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    from ar_pipeline.lib.aging import aging_table, build_snapshot
+    from ar_pipeline.lib.dbt_args import parse_as_of
+
+    try:
+        as_of_date = parse_as_of(as_of, "UTC")
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--as-of") from exc
+    paths = Paths.from_env()
+    if not paths.duckdb.exists():
+        raise click.ClickException(f"{paths.duckdb} does not exist: run `ar-pipeline run` first.")
+    try:
+        build_snapshot(as_of_date, paths.duckdb)
+    except RuntimeError as exc:
+        raise click.ClickException(str(exc)) from None
+    table = aging_table(paths.duckdb, as_of_date, by=by)
+    if csv_path:
+        table.write_csv(csv_path)
+        click.echo(f"Wrote {table.height} rows to {csv_path}")
+    shown = Table(title=f"Aging as of {as_of_date} ({table.height} {by}s)")
+    columns = (["customer_name", "current", "1_30", "31_60", "61_90", "over_90", "total"] if by == "customer"
+               else ["source_invoice_id", "customer_name", "due_date", "days_past_due", "aging_bucket",
+                     "currency", "open_amount"])
+    for col in columns:
+        shown.add_column(col, justify="left" if col in ("customer_name", "source_invoice_id") else "right")
+    for row in table.head(25).iter_rows(named=True):
+        shown.add_row(*[f"{row[c]:,.2f}" if hasattr(row[c], "quantize") else str(row[c]) for c in columns])
+    Console().print(shown)
+    if table.height > 25:
+        click.echo(f"… {table.height - 25} more rows (use --csv to get them all)")
+
+
+@main.command()
 @click.option("--top", default=10, show_default=True, help="How many overdue customers to list.")
 def summary(top: int) -> None:
     """Print total open AR, aging buckets, DSO and the top overdue customers from the marts."""

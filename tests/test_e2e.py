@@ -163,3 +163,26 @@ def test_snapshots_equal_truth_at_every_month_end(pipeline) -> None:
     got = got.filter(pl.col("as_of_date").is_in(list(dates)))
     assert set(got["as_of_date"].to_list()) == dates
     assert got.select(want.columns).to_dicts() == want.to_dicts()
+
+
+def test_aging_command_rebuilds_a_past_date_from_history(pipeline, tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from ar_pipeline.cli import main
+
+    truth = pl.read_parquet(pipeline["landing"] / "_ground_truth" / "open_balances.parquet")
+    month_end = sorted(set(truth["as_of_date"].to_list()))[-4]
+    with duckdb.connect(str(pipeline["db"])) as conn:  # forget the stored snapshot for that date
+        conn.execute("DELETE FROM marts.fct_ar_aging_snapshots WHERE snapshot_date = ?", [month_end])
+    out = tmp_path / "aging.csv"
+    result = CliRunner().invoke(main, ["aging", "--as-of", month_end.isoformat(), "--by", "invoice",
+                                       "--csv", str(out)])
+    assert result.exit_code == 0, result.output
+    got = pl.read_csv(out, schema_overrides={"source_invoice_id": pl.String}).select(
+        "source", "source_invoice_id", (pl.col("open_amount") * 100).round().cast(pl.Int64).alias("open_minor"),
+        "aging_bucket")
+    want = truth.filter(pl.col("as_of_date") == month_end).select(
+        "source", "source_invoice_id", pl.col("open_amount_minor").alias("open_minor"), "aging_bucket")
+    assert got.sort("source", "source_invoice_id").to_dicts() == want.sort("source", "source_invoice_id").to_dicts()
+    by_customer = CliRunner().invoke(main, ["aging", "--as-of", month_end.isoformat()])
+    assert by_customer.exit_code == 0 and "over_90" in by_customer.output

@@ -27,11 +27,16 @@
 {#-
     The snapshot dates for fct_ar_aging_snapshots, computed in Jinja from the as-of date (so the SQL
     stays plain and portable): every calendar month end of the last `snapshot_months` months before
-    the as-of date, plus every day of the last `snapshot_daily_days` days up to the as-of date.
+    the as-of date, plus every day of the last `snapshot_daily_days` days up to the as-of date; only
+    the as-of date itself when var('snapshot_only_as_of') is true.
     Returns a sorted list of YYYY-MM-DD strings.
 -#}
 {% macro ar_snapshot_dates() -%}
     {%- set as_of = modules.datetime.date.fromisoformat(ar_as_of_date_iso() | trim) -%}
+    {%- if var('snapshot_only_as_of', false) -%}
+        {#- `ar-pipeline aging --as-of D`: reproduce just that one date. -#}
+        {{ return([as_of.isoformat()]) }}
+    {%- endif -%}
     {%- set one_day = modules.datetime.timedelta(days=1) -%}
     {%- set dates = [] -%}
     {%- for back in range(var('snapshot_daily_days', 90)) -%}
