@@ -186,3 +186,28 @@ def test_aging_command_rebuilds_a_past_date_from_history(pipeline, tmp_path) -> 
     assert got.sort("source", "source_invoice_id").to_dicts() == want.sort("source", "source_invoice_id").to_dicts()
     by_customer = CliRunner().invoke(main, ["aging", "--as-of", month_end.isoformat()])
     assert by_customer.exit_code == 0 and "over_90" in by_customer.output
+
+
+def test_monthly_kpis_tie_to_truth_and_their_definitions(pipeline) -> None:
+    truth = pl.read_parquet(pipeline["landing"] / "_ground_truth" / "open_balances.parquet")
+    ar_truth = truth.group_by("as_of_date").agg(pl.col("home_open_amount_minor").sum().alias("ar_minor"))
+    with duckdb.connect(str(pipeline["db"]), read_only=True) as conn:
+        kpis = conn.sql(
+            """SELECT month_end, CAST(round(ar_end * 100) AS BIGINT) AS ar_minor, credit_sales, days_in_month,
+                      dso, best_possible_dso, average_days_delinquent, percent_current, cei, countback_dso
+               FROM marts.ar_kpis_monthly WHERE dimension = 'all' ORDER BY month_end"""
+        ).pl()
+        by_segment = conn.sql(
+            """SELECT month_end, sum(ar_end) AS ar FROM marts.ar_kpis_monthly WHERE dimension = 'segment'
+               GROUP BY 1 ORDER BY 1"""
+        ).pl()
+    joined = kpis.join(ar_truth, left_on="month_end", right_on="as_of_date", how="inner", suffix="_truth")
+    assert joined.height >= 12
+    assert (joined["ar_minor"] == joined["ar_minor_truth"]).all()
+    last = kpis.filter(pl.col("credit_sales") > 0).row(-1, named=True)
+    assert abs(float(last["dso"]) - last["ar_minor"] / 100 / float(last["credit_sales"]) * last["days_in_month"]) < 1e-3
+    assert abs(float(last["average_days_delinquent"]) - (float(last["dso"]) - float(last["best_possible_dso"]))) < 1e-3
+    assert last["cei"] is not None and last["countback_dso"] is not None and 0 <= float(last["percent_current"]) <= 100
+    # segments partition the whole
+    merged = kpis.join(by_segment, on="month_end")
+    assert all(abs(a / 100 - float(b)) < 0.01 for a, b in zip(merged["ar_minor"], merged["ar"], strict=True))
