@@ -211,3 +211,23 @@ def test_monthly_kpis_tie_to_truth_and_their_definitions(pipeline) -> None:
     # segments partition the whole
     merged = kpis.join(by_segment, on="month_end")
     assert all(abs(a / 100 - float(b)) < 0.01 for a, b in zip(merged["ar_minor"], merged["ar"], strict=True))
+
+
+def test_disputes_and_weekly_collections(pipeline) -> None:
+    with duckdb.connect(str(pipeline["db"]), read_only=True) as conn:
+        disputes = conn.sql("SELECT * FROM marts.fct_disputes").pl()
+        as_of = conn.execute("SELECT max(as_of_date) FROM marts.fct_invoices").fetchall()[0][0]
+        raw_disputes = conn.execute(  # the marts may have been rebuilt as of an earlier date
+            "SELECT count(DISTINCT id) FROM raw_stripe.raw_disputes "
+            "WHERE CAST(to_timestamp(created) AT TIME ZONE 'UTC' AS DATE) <= ?", [as_of]).fetchall()[0][0]
+        weekly_total = conn.execute(
+            "SELECT sum(collections) FROM marts.ar_collections_weekly WHERE dimension = 'all'").fetchall()[0][0]
+        by_region = conn.execute(
+            "SELECT sum(collections) FROM marts.ar_collections_weekly WHERE dimension = 'region'").fetchall()[0][0]
+        paid = conn.execute(
+            "SELECT sum(home_amount) FROM marts.fct_payments WHERE application_type = 'payment'").fetchall()[0][0]
+    assert raw_disputes > 0 and disputes.height == raw_disputes
+    assert disputes["customer_id"].null_count() == 0 and disputes["invoice_key"].null_count() == 0
+    assert set(disputes.filter(pl.col("is_open"))["outcome"].to_list()) <= {None}
+    assert (disputes["age_days"] >= 0).all()
+    assert weekly_total == paid == by_region  # every payment counted once, in one region
