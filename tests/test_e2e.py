@@ -231,3 +231,19 @@ def test_disputes_and_weekly_collections(pipeline) -> None:
     assert set(disputes.filter(pl.col("is_open"))["outcome"].to_list()) <= {None}
     assert (disputes["age_days"] >= 0).all()
     assert weekly_total == paid == by_region  # every payment counted once, in one region
+
+
+def test_customer_payment_stats_separate_the_archetypes(pipeline) -> None:
+    customers = pl.read_parquet(pipeline["landing"] / "_ground_truth" / "customers.parquet").select(
+        pl.concat_str(pl.col("source"), pl.lit(":"), pl.col("source_customer_id")).alias("customer_id"),
+        "archetype")
+    with duckdb.connect(str(pipeline["db"]), read_only=True) as conn:
+        stats = conn.sql(
+            "SELECT customer_id, paid_invoice_count, CAST(average_days_past_due AS DOUBLE) AS adpd, "
+            "CAST(weighted_average_days_past_due AS DOUBLE) AS weighted_adpd, "
+            "CAST(average_days_to_pay AS DOUBLE) AS adtp FROM marts.ar_customer_payment_stats"
+        ).pl().join(customers, on="customer_id")
+    per = stats.filter(pl.col("paid_invoice_count") > 0).group_by("archetype").agg(pl.col("adpd").median())
+    medians = dict(zip(per["archetype"], per["adpd"], strict=True))
+    assert medians["chronic_late"] > medians["prompt_payer"] + 15
+    assert (stats.filter(pl.col("paid_invoice_count") > 0)["adtp"] >= 0).all()
