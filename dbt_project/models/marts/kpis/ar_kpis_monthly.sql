@@ -28,21 +28,9 @@ month_ends as (
 
 ),
 
-customers as (
-
-    select customer_id, coalesce(segment, 'unknown') as segment, coalesce(region, 'unknown') as region
-    from {{ ref('dim_customers') }}
-
-),
-
--- every metric is computed for three groupings: all customers, by segment, by region
 customer_dimensions as (
 
-    select customer_id, 'all' as dimension, 'all' as dimension_value from customers
-    union all
-    select customer_id, 'segment' as dimension, segment as dimension_value from customers
-    union all
-    select customer_id, 'region' as dimension, region as dimension_value from customers
+    select * from {{ ref('int_customer_dimensions') }}
 
 ),
 
