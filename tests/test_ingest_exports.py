@@ -46,8 +46,7 @@ from ar_pipeline.lib.ingest_config import (
 from ar_pipeline.lib.ingest_exports import (
     ISO_CURRENCIES,
     export_files,
-    load_invoice_export,
-    load_payment_export,
+    load_export,
 )
 from tests.conftest import FIXTURES, INGEST_CONFIGS
 
@@ -110,7 +109,7 @@ def file_loads_reconcile(conn) -> None:
 def test_ar_aging_detail_csv(conn, tmp_path: Path) -> None:
     landing = tmp_path / "landing"
     path = land(landing, "quickbooks_ar_aging_detail", EXPORTS / "qbo_ar_aging_detail.csv")
-    result = load_invoice_export(conn, spec("quickbooks_ar_aging_detail"), landing)
+    result = load_export(conn, spec("quickbooks_ar_aging_detail"), landing)
     # 5 invoices; the payment and the credit memo rows are left out by keep_only
     assert (result.rows_in_files, result.rows_loaded, result.rows_quarantined) == (5, 5, 0)
     assert result.rows_filtered == 2 and result.reconciles
@@ -172,7 +171,7 @@ def test_ar_aging_detail_xlsx(conn, tmp_path: Path) -> None:
     folder = landing / "exports" / "quickbooks_ar_aging_detail"
     folder.mkdir(parents=True)
     write_aging_xlsx(folder / "aging_2026-09-23.xlsx")
-    result = load_invoice_export(conn, spec("quickbooks_ar_aging_detail"), landing)
+    result = load_export(conn, spec("quickbooks_ar_aging_detail"), landing)
     assert (result.rows_in_files, result.rows_loaded, result.rows_filtered) == (2, 2, 1)
     assert result.reconciles
     got = rows(conn)
@@ -188,7 +187,7 @@ def test_ar_aging_detail_xlsx(conn, tmp_path: Path) -> None:
 def test_invoice_list_sentence_case_headers(conn, tmp_path: Path) -> None:
     landing = tmp_path / "landing"
     land(landing, "quickbooks_invoice_list", EXPORTS / "qbo_invoice_list.csv")
-    result = load_invoice_export(conn, spec("quickbooks_invoice_list"), landing)
+    result = load_export(conn, spec("quickbooks_invoice_list"), landing)
     assert (result.rows_in_files, result.rows_loaded, result.rows_quarantined) == (4, 4, 0)
     got = rows(conn)
     assert got["1003"]["amount"] == Decimal("2000") and got["1003"]["open_balance"] == Decimal("1000")
@@ -201,7 +200,7 @@ def test_invoice_list_sentence_case_headers(conn, tmp_path: Path) -> None:
 def test_stripe_invoices_export(conn, tmp_path: Path) -> None:
     landing = tmp_path / "landing"
     land(landing, "stripe_invoices_export", EXPORTS / "stripe_invoices.csv")
-    result = load_invoice_export(conn, spec("stripe_invoices_export"), landing)
+    result = load_export(conn, spec("stripe_invoices_export"), landing)
     assert (result.rows_loaded, result.rows_quarantined) == (4, 0)
     got = rows(conn)
     first = got["in_1QAbCdEf000001"]
@@ -217,7 +216,7 @@ def test_stripe_invoices_export(conn, tmp_path: Path) -> None:
 def test_generic_semicolon_and_decimal_comma(conn, tmp_path: Path) -> None:
     landing = tmp_path / "landing"
     land(landing, "generic_invoices", EXPORTS / "generic_invoices.csv")
-    result = load_invoice_export(conn, spec("generic_invoices"), landing)
+    result = load_export(conn, spec("generic_invoices"), landing)
     assert (result.rows_loaded, result.rows_quarantined) == (4, 0), result.quarantine_samples
     got = rows(conn)
     assert got["INV-2026-0101"]["amount"] == Decimal("1234.56")
@@ -268,7 +267,7 @@ MALFORMED_CASES = [
 def test_malformed_files_are_quarantined_with_a_reason(conn, tmp_path, name, config, counts, expected) -> None:
     landing = tmp_path / "landing"
     path = land(landing, config, MALFORMED / name)
-    result = load_invoice_export(conn, spec(config), landing)
+    result = load_export(conn, spec(config), landing)
     assert (result.rows_in_files, result.rows_loaded, result.rows_quarantined) == counts, \
         result.quarantine_samples
     assert result.reconciles
@@ -287,7 +286,7 @@ def test_malformed_files_are_quarantined_with_a_reason(conn, tmp_path, name, con
 def test_bad_value_quarantine_row_names_header_value_and_expectation(conn, tmp_path) -> None:
     landing = tmp_path / "landing"
     land(landing, "quickbooks_invoice_list", MALFORMED / "bad_date.csv")
-    load_invoice_export(conn, spec("quickbooks_invoice_list"), landing)
+    load_export(conn, spec("quickbooks_invoice_list"), landing)
     (q,) = quarantine(conn)
     assert (q["column_name"], q["raw_value"], q["expected"]) == (
         "Due Date", "31/12/2026", "a date like 12/31/2026 (%m/%d/%Y)")
@@ -297,7 +296,7 @@ def test_bad_value_quarantine_row_names_header_value_and_expectation(conn, tmp_p
 def test_identical_duplicate_rows_count_as_duplicates(conn, tmp_path) -> None:
     landing = tmp_path / "landing"
     land(landing, "quickbooks_invoice_list", MALFORMED / "duplicate_invoice_id.csv")
-    result = load_invoice_export(conn, spec("quickbooks_invoice_list"), landing)
+    result = load_export(conn, spec("quickbooks_invoice_list"), landing)
     assert result.rows_duplicate == 1  # row 4 repeats row 2 exactly
     assert conn.execute("SELECT count(*) FROM raw_exports.raw_invoices WHERE invoice_id = '1042'").fetchone() == (1,)
 
@@ -310,7 +309,7 @@ def test_truncated_xlsx_is_quarantined_as_one_row(conn, tmp_path) -> None:
     data = good.read_bytes()
     (folder / "truncated.xlsx").write_bytes(data[: len(data) // 2])
     (folder / "not_excel.xlsx").write_text("this is not a workbook")
-    result = load_invoice_export(conn, spec("quickbooks_ar_aging_detail"), landing)
+    result = load_export(conn, spec("quickbooks_ar_aging_detail"), landing)
     assert (result.rows_in_files, result.rows_loaded, result.rows_quarantined) == (2, 0, 2)
     assert result.reconciles
     for q in quarantine(conn):
@@ -325,14 +324,14 @@ def test_undecodable_encoding_is_explained_and_configurable(conn, tmp_path) -> N
     folder.mkdir(parents=True)
     text = (EXPORTS / "generic_invoices.csv").read_text()
     (folder / "cp1252.csv").write_bytes(text.encode("cp1252"))
-    result = load_invoice_export(conn, spec("generic_invoices"), landing)
+    result = load_export(conn, spec("generic_invoices"), landing)
     assert (result.rows_in_files, result.rows_quarantined) == (1, 1)
     (q,) = quarantine(conn)
     assert q["source_row"] is None
     assert "the file is not utf-8 text" in q["reason"] and "set `encoding:` in the config" in q["reason"]
     # with the encoding configured, the same file loads
     cp1252 = spec("generic_invoices").model_copy(update={"encoding": "cp1252", "source": "generic_cp1252"})
-    again = load_invoice_export(conn, cp1252, landing)
+    again = load_export(conn, cp1252, landing)
     assert (again.rows_loaded, again.rows_quarantined) == (4, 0)
     assert "Müller Gartenbau GmbH" in {r["customer_name"] for r in rows(conn).values()}
 
@@ -344,8 +343,8 @@ def test_undecodable_encoding_is_explained_and_configurable(conn, tmp_path) -> N
 def test_loading_the_same_file_twice_loads_nothing_new(conn, tmp_path) -> None:
     landing = tmp_path / "landing"
     land(landing, "quickbooks_ar_aging_detail", EXPORTS / "qbo_ar_aging_detail.csv")
-    first = load_invoice_export(conn, spec("quickbooks_ar_aging_detail"), landing)
-    second = load_invoice_export(conn, spec("quickbooks_ar_aging_detail"), landing)
+    first = load_export(conn, spec("quickbooks_ar_aging_detail"), landing)
+    second = load_export(conn, spec("quickbooks_ar_aging_detail"), landing)
     assert first.rows_loaded == 5
     assert (second.files_skipped_unchanged, second.files_loaded, second.rows_loaded) == (1, 0, 0)
     assert conn.execute("SELECT count(*) FROM raw_exports.raw_invoices").fetchone() == (5,)
@@ -354,11 +353,11 @@ def test_loading_the_same_file_twice_loads_nothing_new(conn, tmp_path) -> None:
 def test_changed_file_replaces_its_rows(conn, tmp_path) -> None:
     landing = tmp_path / "landing"
     path = land(landing, "quickbooks_invoice_list", MALFORMED / "bad_date.csv")
-    load_invoice_export(conn, spec("quickbooks_invoice_list"), landing)
+    load_export(conn, spec("quickbooks_invoice_list"), landing)
     fixed = path.read_text().replace("31/12/2026", "12/31/2026").replace("1200.00", "1300.00")
     path.write_text(fixed)
     os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
-    result = load_invoice_export(conn, spec("quickbooks_invoice_list"), landing)
+    result = load_export(conn, spec("quickbooks_invoice_list"), landing)
     assert (result.files_loaded, result.rows_loaded, result.rows_quarantined) == (1, 3, 0)
     got = rows(conn)
     assert len(got) == 3 and got["3001"]["amount"] == Decimal("1300")
@@ -370,7 +369,7 @@ def test_same_record_in_another_export_is_not_loaded_twice(conn, tmp_path) -> No
     landing = tmp_path / "landing"
     land(landing, "quickbooks_invoice_list", EXPORTS / "qbo_invoice_list.csv", "september.csv")
     land(landing, "quickbooks_invoice_list", EXPORTS / "qbo_invoice_list.csv", "september_again.csv")
-    result = load_invoice_export(conn, spec("quickbooks_invoice_list"), landing)
+    result = load_export(conn, spec("quickbooks_invoice_list"), landing)
     assert (result.rows_in_files, result.rows_loaded, result.rows_duplicate) == (8, 4, 4)
     assert result.reconciles
     file_loads_reconcile(conn)
@@ -525,7 +524,7 @@ def test_unified_payments_header_is_the_real_one() -> None:
 def test_stripe_unified_payments_csv(conn, tmp_path: Path) -> None:
     landing = tmp_path / "landing"
     path = land_payments(landing)
-    result = load_payment_export(conn, payment_spec(), landing)
+    result = load_export(conn, payment_spec(), landing)
     # 8 data rows: Failed (keep_only) and the empty-id PaymentIntent are filtered; 3 loaded, the
     # repeat of the first row a duplicate, bad amount and bad date quarantined
     assert result.table == "raw_payments"
@@ -575,21 +574,21 @@ def test_stripe_unified_payments_csv(conn, tmp_path: Path) -> None:
 def test_payment_export_reload_is_idempotent_and_changes_replace(conn, tmp_path: Path) -> None:
     landing = tmp_path / "landing"
     path = land_payments(landing)
-    load_payment_export(conn, payment_spec(), landing)
-    again = load_payment_export(conn, payment_spec(), landing)
+    load_export(conn, payment_spec(), landing)
+    again = load_export(conn, payment_spec(), landing)
     assert (again.files_skipped_unchanged, again.rows_loaded, again.rows_quarantined) == (1, 0, 0)
     assert conn.execute("SELECT count(*) FROM raw_exports.raw_payments").fetchone() == (3,)
     assert conn.execute(f"SELECT count(*) FROM {AUDIT_SCHEMA}.quarantine").fetchone() == (2,)
     # the same payments in another (overlapping) export are duplicates, not loaded twice
     land_payments(landing, name="march_again.csv")
-    overlap = load_payment_export(conn, payment_spec(), landing)
+    overlap = load_export(conn, payment_spec(), landing)
     assert (overlap.rows_loaded, overlap.rows_duplicate, overlap.rows_quarantined) == (0, 4, 2)
     assert conn.execute("SELECT count(*) FROM raw_exports.raw_payments").fetchone() == (3,)
     # a changed file replaces what it loaded (bad rows fixed: two more loaded, quarantine cleared)
     text = path.read_text().replace("15.OO", "15.00").replace("08/03/2026 08:20", "2026-03-08 08:20:00")
     path.write_text(text)
     os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
-    changed = load_payment_export(conn, payment_spec(), landing)
+    changed = load_export(conn, payment_spec(), landing)
     assert (changed.files_loaded, changed.rows_loaded, changed.rows_quarantined) == (1, 5, 0)
     assert conn.execute(
         f"SELECT count(*) FROM {AUDIT_SCHEMA}.quarantine WHERE source_file = ?", [str(path.resolve())]
@@ -608,7 +607,7 @@ def test_rows_without_an_id_are_filtered_not_quarantined(conn, tmp_path: Path) -
     unfiltered = load_payment_export_spec(configs / "p.yaml")
     landing = tmp_path / "landing"
     land_payments(landing)
-    result = load_payment_export(conn, unfiltered, landing)
+    result = load_export(conn, unfiltered, landing)
     # without keep_only the Failed charge loads; the empty-id PaymentIntent is still left out
     assert (result.rows_in_files, result.rows_loaded, result.rows_quarantined, result.rows_filtered) == (7, 4, 2, 1)
     assert "ch_3Pa1000000000000000004" in payment_rows(conn)
@@ -616,7 +615,7 @@ def test_rows_without_an_id_are_filtered_not_quarantined(conn, tmp_path: Path) -
     (configs / "p.yaml").write_text(text.replace(keep_only, "").replace("filter_rows_without_id: true",
                                                                          "filter_rows_without_id: false"))
     strict = load_payment_export_spec(configs / "p.yaml").model_copy(update={"source": "strict_payments"})
-    result = load_payment_export(conn, strict, landing)
+    result = load_export(conn, strict, landing)
     assert (result.rows_quarantined, result.rows_filtered) == (3, 0)
     assert any(s.endswith("row 6: id: missing required value") for s in result.quarantine_samples)
 
@@ -627,7 +626,7 @@ def test_keep_only_status_is_case_insensitive(conn, tmp_path: Path) -> None:
     folder = landing / payment_spec().landing_subdir
     folder.mkdir(parents=True)
     (folder / "lower.csv").write_text(text)
-    result = load_payment_export(conn, payment_spec(), landing)
+    result = load_export(conn, payment_spec(), landing)
     assert (result.rows_loaded, result.rows_filtered) == (3, 2)
 
 

@@ -55,13 +55,12 @@ from ar_pipeline.lib.ingest_config import (
     PAYMENT_TABLE,
     ExportSpecBase,
     InvoiceExportSpec,
-    PaymentExportSpec,
 )
 
 __all__ = [
     "EXPORT_COLUMNS", "EXPORT_QUALIFIED", "ISO_CURRENCIES", "PAYMENT_COLUMNS", "PAYMENT_QUALIFIED",
-    "ensure_export_table", "export_files", "export_specs_for_file", "load_export", "load_invoice_export",
-    "load_payment_export", "table_columns", "table_qualified",
+    "ensure_export_table", "export_files", "export_specs_for_file", "load_export",
+    "table_columns", "table_qualified",
 ]
 
 EXPORT_QUALIFIED = f"{EXPORT_SCHEMA}.{EXPORT_TABLE}"
@@ -721,26 +720,3 @@ def load_export(
     ]
     return result
 
-
-def load_invoice_export(
-    conn: duckdb.DuckDBPyConnection,
-    spec: InvoiceExportSpec,
-    landing_dir: Path,
-    batch_id: str | None = None,
-    progress: Callable[[int, int], None] | None = None,
-    files: list[Path] | None = None,
-) -> EntityLoadResult:
-    """Load an invoice-export config into `raw_exports.raw_invoices` (see `load_export`)."""
-    return load_export(conn, spec, landing_dir, batch_id=batch_id, progress=progress, files=files)
-
-
-def load_payment_export(
-    conn: duckdb.DuckDBPyConnection,
-    spec: PaymentExportSpec,
-    landing_dir: Path,
-    batch_id: str | None = None,
-    progress: Callable[[int, int], None] | None = None,
-    files: list[Path] | None = None,
-) -> EntityLoadResult:
-    """Load a payment-export config into `raw_exports.raw_payments` (see `load_export`)."""
-    return load_export(conn, spec, landing_dir, batch_id=batch_id, progress=progress, files=files)
