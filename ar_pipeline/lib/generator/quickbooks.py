@@ -103,6 +103,13 @@ def _map(col: str, mapping: dict, dtype=pl.String) -> pl.Expr:
     return pl.col(col).replace_strict(mapping, return_dtype=dtype)
 
 
+
+def _attach(frame: pl.DataFrame, ids: pl.DataFrame, kind: int, local: str, column: str) -> pl.DataFrame:
+    """Join the shared-sequence `column` (Id or DocNumber) of transaction kind `kind` onto `frame`
+    by its local row number, keeping `frame`'s order."""
+    mapping = ids.filter(pl.col("t") == kind).select(pl.col("loc").alias(local), column)
+    return frame.join(mapping, on=local, how="left", maintain_order="left")
+
 def build(sim: Sim) -> QboOut:
     rng = np.random.default_rng([sim.cfg.seed, 7101])
     end = sim.end_day
@@ -236,36 +243,9 @@ def build(sim: Sim) -> QboOut:
     docs = keys.filter(pl.col("t") < 2).with_columns(
         DocNumber=pl.int_range(1001, 1001 + pl.len()).cast(pl.String)
     )
-    iv = iv.join(
-        keys.filter(pl.col("t") == 0).select(pl.col("loc").alias("inv_local"), "Id"),
-        on="inv_local",
-        how="left",
-        maintain_order="left",
-    )
-    iv = iv.join(
-        docs.filter(pl.col("t") == 0).select(pl.col("loc").alias("inv_local"), "DocNumber"),
-        on="inv_local",
-        how="left",
-        maintain_order="left",
-    )
-    cr = cr.join(
-        keys.filter(pl.col("t") == 1).select(pl.col("loc").alias("cm_local"), "Id"),
-        on="cm_local",
-        how="left",
-        maintain_order="left",
-    )
-    cr = cr.join(
-        docs.filter(pl.col("t") == 1).select(pl.col("loc").alias("cm_local"), "DocNumber"),
-        on="cm_local",
-        how="left",
-        maintain_order="left",
-    )
-    pays = pays.join(
-        keys.filter(pl.col("t") == 2).select(pl.col("loc").alias("pay_local"), "Id"),
-        on="pay_local",
-        how="left",
-        maintain_order="left",
-    )
+    iv = _attach(_attach(iv, keys, 0, "inv_local", "Id"), docs, 0, "inv_local", "DocNumber")
+    cr = _attach(_attach(cr, keys, 1, "cm_local", "Id"), docs, 1, "cm_local", "DocNumber")
+    pays = _attach(pays, keys, 2, "pay_local", "Id")
     del keys, docs
 
     # ------------------------------------------------------------- payment lines
