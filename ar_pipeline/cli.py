@@ -328,7 +328,8 @@ def aging(as_of: str, by: str, csv_path: Path | None) -> None:
         table.write_csv(csv_path)
         click.echo(f"Wrote {table.height} rows to {csv_path}")
     shown = Table(title=f"Aging as of {as_of_date} ({table.height} {by}s)")
-    columns = (["customer_name", "current", "1_30", "31_60", "61_90", "over_90", "total"] if by == "customer"
+    columns = (["customer_name", *[c for c in table.columns if c not in ("customer_id", "customer_name")]]
+               if by == "customer"
                else ["source_invoice_id", "customer_name", "due_date", "days_past_due", "aging_bucket",
                      "currency", "open_amount"])
     for col in columns:

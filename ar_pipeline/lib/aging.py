@@ -14,8 +14,6 @@ import polars as pl
 
 from ar_pipeline.lib.settings import DBT_PROJECT_DIR
 
-BUCKETS = ["current", "1_30", "31_60", "61_90", "over_90"]
-
 
 def build_snapshot(as_of: date, duckdb_path: Path) -> None:
     """Rebuild the snapshot for one date from the event history with dbt (only that date's rows
@@ -40,21 +38,25 @@ def aging_table(duckdb_path: Path, as_of: date, by: str = "customer") -> pl.Data
     with duckdb.connect(str(duckdb_path), read_only=True) as conn:
         rows = conn.sql(
             """SELECT invoice_key, source, source_invoice_id, customer_id, customer_name, invoice_date,
-                      due_date, days_past_due, aging_bucket, currency, open_amount, home_open_amount
+                      due_date, days_past_due, days_outstanding, aging_basis, aging_bucket, aging_bucket_sort,
+                      currency, open_amount, home_open_amount
                FROM marts.fct_ar_aging_snapshots WHERE snapshot_date = $as_of
                ORDER BY customer_id, due_date, invoice_key""",
             params={"as_of": as_of},
         ).pl()
+        # Every configured bucket is a column, in age order, even when empty on that date.
+        buckets = [r[0] for r in conn.sql(
+            "SELECT aging_bucket FROM marts.dim_aging_buckets ORDER BY aging_bucket_sort").fetchall()]
     if by == "invoice":
         return rows
     per_customer = rows.pivot(
         on="aging_bucket", index=["customer_id", "customer_name"], values="home_open_amount",
         aggregate_function="sum",
     )
-    for bucket in BUCKETS:
+    for bucket in buckets:
         if bucket not in per_customer.columns:
             per_customer = per_customer.with_columns(pl.lit(None, dtype=pl.Decimal(28, 6)).alias(bucket))
-    per_customer = per_customer.select("customer_id", "customer_name", *BUCKETS).with_columns(
-        [pl.col(b).fill_null(0) for b in BUCKETS]
+    per_customer = per_customer.select("customer_id", "customer_name", *buckets).with_columns(
+        [pl.col(b).fill_null(0) for b in buckets]
     )
-    return per_customer.with_columns(pl.sum_horizontal(BUCKETS).alias("total")).sort("total", descending=True)
+    return per_customer.with_columns(pl.sum_horizontal(buckets).alias("total")).sort("total", descending=True)

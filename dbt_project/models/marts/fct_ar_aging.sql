@@ -1,6 +1,7 @@
 {%- set as_of_date = ar_as_of_date() -%}
 
--- One row per invoice still open on the as-of date, aged by days past its due date.
+-- One row per invoice still open on the as-of date, aged by days past its due date (or, with
+-- var('aging_basis') = 'invoice_date', by days since its invoice date).
 
 with
 
@@ -23,7 +24,9 @@ aged as (
     select
         open_invoices.*,
         customers.customer_name,
-        {{ dbt.datediff('open_invoices.due_date', as_of_date, 'day') }} as days_past_due
+        {{ dbt.datediff('open_invoices.due_date', as_of_date, 'day') }} as days_past_due,
+        {{ dbt.datediff('open_invoices.invoice_date', as_of_date, 'day') }} as days_outstanding,
+        {{ aging_days('open_invoices.due_date', 'open_invoices.invoice_date', as_of_date) }} as aging_days
     from open_invoices
     left join customers
         on open_invoices.customer_id = customers.customer_id
@@ -43,7 +46,10 @@ final as (
         invoice_date,
         due_date,
         cast(days_past_due as {{ dbt.type_bigint() }}) as days_past_due,
-        cast({{ aging_bucket('days_past_due') }} as {{ dbt.type_string() }}) as aging_bucket,
+        cast(days_outstanding as {{ dbt.type_bigint() }}) as days_outstanding,
+        cast('{{ aging_basis() }}' as {{ dbt.type_string() }}) as aging_basis,
+        cast({{ aging_bucket('aging_days') }} as {{ dbt.type_string() }}) as aging_bucket,
+        cast({{ aging_bucket_sort('aging_days') }} as {{ dbt.type_bigint() }}) as aging_bucket_sort,
         cast(currency as {{ dbt.type_string() }}) as currency,
         {{ to_money('open_amount') }} as open_amount,
         {{ to_rate('exchange_rate') }} as exchange_rate,

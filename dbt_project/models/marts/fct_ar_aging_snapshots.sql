@@ -112,8 +112,13 @@ final as (
         candidates.due_date,
         cast({{ dbt.datediff('candidates.due_date', 'open_amounts.snapshot_date', 'day') }} as {{ dbt.type_bigint() }})
             as days_past_due,
-        cast({{ aging_bucket(dbt.datediff('candidates.due_date', 'open_amounts.snapshot_date', 'day')) }}
+        cast({{ dbt.datediff('candidates.invoice_date', 'open_amounts.snapshot_date', 'day') }} as {{ dbt.type_bigint() }})
+            as days_outstanding,
+        cast('{{ aging_basis() }}' as {{ dbt.type_string() }}) as aging_basis,
+        cast({{ aging_bucket(aging_days('candidates.due_date', 'candidates.invoice_date', 'open_amounts.snapshot_date')) }}
             as {{ dbt.type_string() }}) as aging_bucket,
+        cast({{ aging_bucket_sort(aging_days('candidates.due_date', 'candidates.invoice_date', 'open_amounts.snapshot_date')) }}
+            as {{ dbt.type_bigint() }}) as aging_bucket_sort,
         cast(candidates.currency as {{ dbt.type_string() }}) as currency,
         {{ to_money('open_amounts.open_amount') }} as open_amount,
         {{ to_rate('candidates.exchange_rate') }} as exchange_rate,
