@@ -131,6 +131,62 @@ def test_marts_shape_for_finance(pipeline) -> None:
     assert paid_without_date == 0 and future == 0
 
 
+def test_event_history_rebuilds_truth_balances_at_every_month_end(pipeline) -> None:
+    """Summing fct_ar_events up to a date gives each invoice's open balance on that date, as the
+    generator knows it (positive balances; every other invoice sums to zero)."""
+    truth = pl.read_parquet(pipeline["landing"] / "_ground_truth" / "open_balances.parquet")
+    dates = sorted(set(truth["as_of_date"].to_list()))
+    with duckdb.connect(str(pipeline["db"]), read_only=True) as conn:
+        run_as_of = conn.execute("SELECT max(as_of_date) FROM marts.fct_ar_events").fetchall()[0][0]
+        dates = [d for d in dates if d <= run_as_of]
+        balances = conn.sql(
+            f"""SELECT d.as_of_date, e.source, split_part(e.invoice_key, ':', 2) AS source_invoice_id,
+                       CAST(round(sum(e.invoice_balance_effect) * 100) AS BIGINT) AS open_minor
+                FROM marts.fct_ar_events e
+                JOIN (SELECT unnest([{", ".join(f"DATE '{d}'" for d in dates)}]) AS as_of_date) d
+                  ON e.event_date <= d.as_of_date
+                WHERE e.invoice_key IS NOT NULL
+                GROUP BY ALL"""
+        ).pl()
+        types = {r[0] for r in conn.execute("SELECT DISTINCT event_type FROM marts.fct_ar_events").fetchall()}
+    assert len(dates) >= 10
+    assert {"invoice_issued", "payment", "credit_applied", "write_off", "invoice_voided",
+            "unapplied_cash_received", "credit_memo_issued", "refund", "dispute_opened"} <= types
+    assert balances.filter(pl.col("open_minor") < 0).height == 0
+    got = balances.filter(pl.col("open_minor") > 0).sort("as_of_date", "source", "source_invoice_id")
+    want = truth.filter(pl.col("as_of_date").is_in(dates)).select(
+        "as_of_date", "source", "source_invoice_id", pl.col("open_amount_minor").alias("open_minor")
+    ).sort("as_of_date", "source", "source_invoice_id")
+    assert got.to_dicts() == want.to_dicts()
+
+
+
+def test_unapplied_cash_matches_the_source_documents(pipeline) -> None:
+    """Every QuickBooks payment with UnappliedAmt and every credit memo with RemainingCredit in the
+    generated files is listed with that amount (the run is as of the files' end date)."""
+    landing = pipeline["landing"]
+    with duckdb.connect() as conn:
+        def source_amounts(entity: str, field: str) -> dict[str, int]:
+            rows = conn.sql(
+                f"""SELECT r.Id AS id, CAST(round(CAST(r.{field} AS DECIMAL(18, 2)) * 100) AS BIGINT) AS minor
+                    FROM (SELECT unnest(QueryResponse.{entity}) AS r
+                          FROM read_json_auto('{landing}/quickbooks/{entity.lower()}/*.json')) WHERE r.{field} > 0"""
+            ).fetchall()
+            return dict(rows)
+
+        unapplied = source_amounts("Payment", "UnappliedAmt")
+        remaining = source_amounts("CreditMemo", "RemainingCredit")
+    with duckdb.connect(str(pipeline["db"]), read_only=True) as conn:
+        rows = conn.execute(
+            """SELECT credit_type, source_document_id, CAST(round(unapplied_amount * 100) AS BIGINT)
+               FROM marts.fct_unapplied_cash WHERE source = 'quickbooks'"""
+        ).fetchall()
+    assert unapplied and remaining
+    assert {r[1]: r[2] for r in rows if r[0] == "unapplied_payment"} == unapplied
+    assert {r[1]: r[2] for r in rows if r[0] == "credit_memo"} == remaining
+
+
+
 def test_rerun_as_of_past_month_end_adds_nothing_and_matches_truth(pipeline) -> None:
     before = raw_counts(pipeline["db"])
     second = run_refresh(PAST_MONTH_END, pipeline["instance"])

@@ -59,6 +59,10 @@ memo_issued as (
         credit_memo_date as event_date,
         total_amount as amount,
         coalesce(currency, {{ ar_home_currency() }}) as currency,
+        coalesce(
+            exchange_rate,
+            case when coalesce(currency, {{ ar_home_currency() }}) = {{ ar_home_currency() }} then 1 end
+        ) as exchange_rate,
         cast(null as {{ dbt.type_string() }}) as status,
         cast(null as {{ dbt.type_string() }}) as reason
     from credit_memos
@@ -78,6 +82,10 @@ memo_applied as (
         payments.payment_date as event_date,
         -1 * payment_lines.amount as amount,
         coalesce(payments.currency, {{ ar_home_currency() }}) as currency,
+        coalesce(
+            payments.exchange_rate,
+            case when coalesce(payments.currency, {{ ar_home_currency() }}) = {{ ar_home_currency() }} then 1 end
+        ) as exchange_rate,
         cast(null as {{ dbt.type_string() }}) as status,
         cast(null as {{ dbt.type_string() }}) as reason
     from payment_lines
@@ -99,6 +107,7 @@ quickbooks_refunds as (
         refund_date as event_date,
         total_amount as amount,
         coalesce(currency, {{ ar_home_currency() }}) as currency,
+        case when coalesce(currency, {{ ar_home_currency() }}) = {{ ar_home_currency() }} then 1 end as exchange_rate,
         cast(null as {{ dbt.type_string() }}) as status,
         cast(null as {{ dbt.type_string() }}) as reason
     from refund_receipts
@@ -116,6 +125,7 @@ stripe_refunds as (
         refunds.created_date as event_date,
         refunds.amount,
         refunds.currency,
+        case when refunds.currency = {{ ar_home_currency() }} then 1 end as exchange_rate,
         refunds.status,
         refunds.reason
     from refunds
@@ -136,6 +146,7 @@ stripe_disputes as (
         disputes.created_date as event_date,
         disputes.amount,
         disputes.currency,
+        case when disputes.currency = {{ ar_home_currency() }} then 1 end as exchange_rate,
         disputes.status,
         disputes.reason
     from disputes
