@@ -187,6 +187,17 @@ def test_unapplied_cash_matches_the_source_documents(pipeline) -> None:
 
 
 
+def test_summary_lists_every_bucket_in_age_order_and_adds_up(pipeline) -> None:
+    from ar_pipeline.lib.summary import ar_summary
+
+    summary = ar_summary(pipeline["db"])
+    truth = pl.read_parquet(pipeline["landing"] / "_ground_truth" / "open_balances.parquet").filter(
+        pl.col("as_of_date") == END_DATE)
+    assert list(summary.buckets) == ["current", "1_30", "31_60", "61_90", "over_90"]
+    assert sum(summary.buckets.values()) == summary.total_open
+    assert round(summary.total_open * 100) == truth["home_open_amount_minor"].sum()
+
+
 def test_rerun_as_of_past_month_end_adds_nothing_and_matches_truth(pipeline) -> None:
     before = raw_counts(pipeline["db"])
     second = run_refresh(PAST_MONTH_END, pipeline["instance"])

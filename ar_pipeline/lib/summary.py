@@ -9,7 +9,6 @@ from pathlib import Path
 
 import duckdb
 
-BUCKET_ORDER = ["current", "1_30", "31_60", "61_90", "over_90"]
 #: Standard DSO window: AR at the as-of date over the credit sales of the last 90 days, times 90.
 DSO_WINDOW_DAYS = 90
 
@@ -43,11 +42,16 @@ def ar_summary(duckdb_path: Path, top: int = 10) -> ArSummary:
                FROM marts.fct_ar_aging"""
         ).fetchone()
         as_of, home_currency, total_open, open_invoices = head
-        buckets = dict.fromkeys(BUCKET_ORDER, Decimal(0))
-        for bucket, amount in conn.execute(
-            "SELECT aging_bucket, sum(home_open_amount) FROM marts.fct_ar_aging GROUP BY 1"
-        ).fetchall():
-            buckets[bucket] = amount
+        # every configured bucket (dbt vars aging_bucket_edges / aging_basis), in age order
+        buckets = {
+            bucket: Decimal(amount)
+            for bucket, amount in conn.execute(
+                """SELECT b.aging_bucket, coalesce(sum(a.home_open_amount), 0)
+                   FROM marts.dim_aging_buckets b
+                   LEFT JOIN marts.fct_ar_aging a ON a.aging_bucket = b.aging_bucket
+                   GROUP BY b.aging_bucket, b.aging_bucket_sort ORDER BY b.aging_bucket_sort"""
+            ).fetchall()
+        }
         credit_sales = conn.execute(
             f"""SELECT coalesce(sum(home_total_amount), 0) FROM marts.fct_invoices
                 WHERE status <> 'void'
@@ -94,12 +98,11 @@ def render_summary(s: ArSummary):
         f"DSO ({DSO_WINDOW_DAYS}-day, standard)",
         f"{s.dso_days} days" if s.dso_days is not None else "n/a (no credit sales in window)",
     )
-    aging = Table(title="Aging (days past due date)")
+    aging = Table(title="Aging")
     aging.add_column("bucket")
     aging.add_column("open amount", justify="right")
     aging.add_column("share", justify="right")
-    for bucket in BUCKET_ORDER:
-        amount = s.buckets.get(bucket, Decimal(0))
+    for bucket, amount in s.buckets.items():
         share = (amount / s.total_open * 100) if s.total_open else Decimal(0)
         aging.add_row(bucket, _money(amount, s.home_currency), f"{share:.1f}%")
     top = Table(title="Top overdue customers")
