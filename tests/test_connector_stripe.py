@@ -312,6 +312,14 @@ def test_default_page_size_is_100(fake, tmp_path):
     assert fake.calls("/v1/invoices") == [{"limit": ["100"]}]
 
 
+def test_customers_are_listed_with_their_tax_ids_expanded(fake, tmp_path):
+    fake.add(make("customer", 1, ts(T0) - 50), make("customer", 2, ts(T0) - 40))
+    run(fake, tmp_path, objects=("customers",), page_size=1)
+    calls = fake.calls("/v1/customers")
+    assert len(calls) == 2 and all(c["expand[]"] == ["data.tax_ids"] for c in calls)
+    assert calls[1]["starting_after"] == ["cus_0002"]
+
+
 def test_incremental_second_sync_sends_created_gte(fake, tmp_path):
     fake.add(*invoices(2))
     run(fake, tmp_path, objects=("invoices",))

@@ -7,7 +7,7 @@ on the same files (which must add no raw rows and reproduce that month end's tru
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -314,3 +314,66 @@ def test_customer_payment_stats_separate_the_archetypes(pipeline) -> None:
     medians = dict(zip(per["archetype"], per["adpd"], strict=True))
     assert medians["chronic_late"] > medians["prompt_payer"] + 15
     assert (stats.filter(pl.col("paid_invoice_count") > 0)["adtp"] >= 0).all()
+
+
+def test_customer_links_are_exactly_the_generated_ones(pipeline) -> None:
+    truth = pl.read_parquet(pipeline["landing"] / "_ground_truth" / "customers.parquet")
+    want = {(f"{r['source']}:{r['source_customer_id']}", r["linked_customer_id"])
+            for r in truth.filter(pl.col("linked_customer_id").is_not_null()).to_dicts()}
+    with duckdb.connect(str(pipeline["db"]), read_only=True) as conn:
+        links = conn.sql("SELECT customer_id, linked_customer_id, matched_on, customer_group_id "
+                         "FROM marts.dim_customer_links").pl()
+        customers = conn.sql("SELECT customer_id, customer_group_id, customer_name, customer_group_name "
+                             "FROM marts.dim_customers").pl()
+    assert len(want) >= 2  # the generator links a few customers by default
+    assert set(zip(links["customer_id"], links["linked_customer_id"], strict=True)) == want  # no false links
+    assert set(links["matched_on"].to_list()) == {"email"}
+    group = dict(zip(customers["customer_id"], customers["customer_group_id"], strict=True))
+    assert all(group[a] == group[b] == min(a, b) for a, b in want)
+    linked = {a for a, _ in want}
+    unlinked = customers.filter(~pl.col("customer_id").is_in(list(linked)))
+    assert (unlinked["customer_group_id"] == unlinked["customer_id"]).all()
+    assert (unlinked["customer_group_name"] == unlinked["customer_name"]).all()
+
+
+def test_collector_grouping_partitions_every_kpi_mart(pipeline) -> None:
+    with duckdb.connect(str(pipeline["db"]), read_only=True) as conn:
+        totals = {
+            table: conn.execute(
+                f"SELECT sum(CASE WHEN dimension = 'all' THEN {col} END), "
+                f"sum(CASE WHEN dimension = 'collector' THEN {col} END) FROM marts.{table}").fetchall()[0]
+            for table, col in [("ar_kpis_monthly", "ar_end"), ("ar_collections_weekly", "collections"),
+                               ("ar_kpis_daily", "open_ar")]
+        }
+        collectors = conn.sql("SELECT DISTINCT collector, collector_assigned_by FROM marts.dim_customers").pl()
+    assert all(everyone == by_collector and everyone > 0 for everyone, by_collector in totals.values())
+    assert collectors.height >= 2 and set(collectors["collector_assigned_by"]) <= {"region", "default"}
+
+
+def test_daily_kpis_tie_to_aging_and_a_rolling_dso_from_truth(pipeline) -> None:
+    with duckdb.connect(str(pipeline["db"]), read_only=True) as conn:
+        as_of = conn.execute("SELECT max(as_of_date) FROM marts.fct_ar_aging").fetchall()[0][0]
+        aging_home = conn.execute("SELECT sum(home_open_amount) FROM marts.fct_ar_aging").fetchall()[0][0]
+        daily = conn.sql("SELECT * FROM marts.ar_kpis_daily WHERE dimension = 'all' ORDER BY snapshot_date").pl()
+    assert daily.height == 90 and daily["snapshot_date"][-1] == as_of  # var snapshot_daily_days
+    last = daily.row(-1, named=True)
+    window = int(last["window_days"])
+    assert window == 90 and last["open_ar"] == aging_home
+    # recompute from the generator's truth: AR at the as-of date, credit sales of the 90 days to it
+    truth = pl.read_parquet(pipeline["landing"] / "_ground_truth" / "open_balances.parquet")
+    ar_minor = truth.filter(pl.col("as_of_date") == as_of)["home_open_amount_minor"].sum()
+    current_minor = truth.filter((pl.col("as_of_date") == as_of) & (pl.col("days_past_due") <= 0))[
+        "home_open_amount_minor"].sum()
+    invoices = pl.read_parquet(pipeline["landing"] / "_ground_truth" / "invoices.parquet")
+    start = as_of - timedelta(days=window - 1)
+    rate_micro = pl.col("exchange_rate").str.replace(".", "", literal=True).cast(pl.Int64)
+    invoiced = invoices.filter((pl.col("status_at_end") != "void") & pl.col("invoice_date").is_between(start, as_of)
+                               ).select(((pl.col("total_minor") * rate_micro + 500_000) // 1_000_000).sum()).item()
+    credited = invoices.filter(pl.col("credit_applied_date").is_between(start, as_of))["credit_home_minor"].sum()
+    sales_minor = invoiced - credited
+    assert credited > 0 and sales_minor > 0
+    assert round(float(last["credit_sales"]) * 100) == sales_minor
+    assert abs(float(last["dso"]) - ar_minor / sales_minor * window) < 1e-4
+    assert abs(float(last["best_possible_dso"]) - current_minor / sales_minor * window) < 1e-4
+    assert abs(float(last["average_days_delinquent"]) - (float(last["dso"]) - float(last["best_possible_dso"]))) < 1e-5
+    assert abs(float(last["percent_current"]) - current_minor / ar_minor * 100) < 1e-4

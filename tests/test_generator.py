@@ -565,3 +565,29 @@ def test_nothing_after_end_date(small):
                 if v is not _MISSING and v is not None:
                     dt = datetime.fromtimestamp(v, tz=UTC)
                     assert dt.date() <= end and 8 <= dt.hour < 20, (folder, f, v)
+
+
+# ----------------------------------------------------------------------------- linked customers
+def test_linked_customers_share_name_and_email_and_change_no_amount(tmp_path):
+    generate(_cfg(tmp_path / "linked", linked_customers=4))
+    generate(_cfg(tmp_path / "plain", linked_customers=0))
+    truth = pl.read_parquet(tmp_path / "linked" / "_ground_truth" / "customers.parquet")
+    pairs = truth.filter(pl.col("linked_customer_id").is_not_null()).select(
+        pl.concat_str("source", pl.lit(":"), "source_customer_id").alias("customer_id"), "linked_customer_id")
+    assert pairs.height == 8  # 4 pairs, recorded on both sides
+    assert set(pairs.rows()) == {(b, a) for a, b in pairs.rows()}
+    assert all(a.split(":")[0] != b.split(":")[0] for a, b in pairs.rows())
+    people = {f"quickbooks:{c['Id']}": (c["DisplayName"], c["PrimaryEmailAddr"]["Address"])
+              for c in qbo(tmp_path / "linked", "customer", "Customer")}
+    people |= {f"stripe:{c['id']}": (c["name"], c["email"]) for c in stripe(tmp_path / "linked", "customers")}
+    assert all(people[a] == people[b] for a, b in pairs.rows())
+    # every other customer keeps a name and e-mail of its own
+    unlinked = [v for k, v in people.items() if k not in set(pairs["customer_id"])]
+    assert len({n for n, _ in unlinked}) == len({e for _, e in unlinked}) == len(unlinked)
+    plain = pl.read_parquet(tmp_path / "plain" / "_ground_truth" / "customers.parquet")
+    assert plain["linked_customer_id"].null_count() == plain.height
+    for table in ("invoices", "open_balances"):
+        a = pl.read_parquet(tmp_path / "linked" / "_ground_truth" / f"{table}.parquet")
+        b = pl.read_parquet(tmp_path / "plain" / "_ground_truth" / f"{table}.parquet")
+        assert a.equals(b), table
+    assert truth.drop("linked_customer_id").equals(plain.drop("linked_customer_id"))

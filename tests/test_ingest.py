@@ -185,3 +185,20 @@ def test_unknown_currency_code_is_quarantined(tmp_path: Path) -> None:
     assert (result.rows_loaded, result.rows_quarantined) == (1, 1)
     assert "$.currency: expected a 3-letter ISO currency code, got currency" in result.quarantine_samples[0]
     assert conn.execute("SELECT currency FROM raw_stripe.raw_invoice_payments").fetchone() == ("eur",)
+
+
+def test_a_column_added_to_the_config_is_added_to_an_existing_table(tmp_path: Path) -> None:
+    landing = tmp_path / "landing"
+    write_qbo_page(landing, "Customer", qbo_records()["Customer"])
+    conn = duckdb.connect(str(tmp_path / "w.duckdb"))
+    src, ent = spec("quickbooks", "raw_customers")
+    older = ent.model_copy(update={"columns": [c for c in ent.columns if c.name != "primary_tax_identifier"]})
+    load_entity(conn, src, older, landing)
+    columns = lambda: {r[0] for r in conn.execute("DESCRIBE raw_quickbooks.raw_customers").fetchall()}  # noqa: E731
+    assert "primary_tax_identifier" not in columns()
+    write_qbo_page(landing, "Customer", [{**qbo_records()["Customer"][0], "PrimaryTaxIdentifier": "XXXXXX56789",
+                                          "SyncToken": "99"}], page=2)
+    load_entity(conn, src, ent, landing)
+    assert "primary_tax_identifier" in columns()
+    assert conn.execute("SELECT count(*) FROM raw_quickbooks.raw_customers "
+                        "WHERE primary_tax_identifier = 'XXXXXX56789' AND sync_token = '99'").fetchall()[0][0] == 1

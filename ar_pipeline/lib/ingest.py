@@ -96,6 +96,11 @@ def ensure_tables(conn: duckdb.DuckDBPyConnection, source: SourceSpec, entity: E
     cols = [f"{c.name} {DUCKDB_TYPES[c.type]}" for c in entity.columns]
     cols += [f"{name} {typ}" for name, typ in LINEAGE_COLUMNS.items()]
     conn.execute(f"CREATE TABLE IF NOT EXISTS {qualified(source, entity)} ({', '.join(cols)})")
+    # A column added to the config later is added to an existing table (null in older rows).
+    for c in entity.columns:
+        conn.execute(
+            f"ALTER TABLE {qualified(source, entity)} ADD COLUMN IF NOT EXISTS {c.name} {DUCKDB_TYPES[c.type]}"
+        )
     ensure_audit_tables(conn)
 
 
@@ -234,7 +239,7 @@ def _load_chunk(
     )
     conn.execute(
         f"""
-        INSERT INTO {qualified(source, entity)}
+        INSERT INTO {qualified(source, entity)} ({col_names}, {", ".join(LINEAGE_COLUMNS)})
         SELECT {col_names}, filename, source_row, record_hash, ?, ? FROM _ingest_new
         """,
         [batch_id, loaded_at],

@@ -71,6 +71,9 @@ OBJECT_FOLDERS: dict[str, str] = {
     "credit_note": "credit_notes",
 }
 DELETED_FOLDER = "deleted"
+#: Includable fields Stripe leaves out unless expanded, by folder: customers' tax ids feed customer
+#: linking (a list call expands `data.<field>`, a retrieve `<field>`).
+EXPAND: dict[str, tuple[str, ...]] = {"customers": ("tax_ids",)}
 #: Event types that mean an object of this folder changed (or was deleted).
 EVENT_TYPES: dict[str, tuple[str, ...]] = {
     "invoices": ("invoice.created", "invoice.finalized", "invoice.paid", "invoice.payment_succeeded",
@@ -562,7 +565,8 @@ def _sync_object(client: _Client, obj: str, state: JsonState, lander: _Lander, r
     path = f"/v1/{obj}"
     while True:
         params = list_params(settings.page_size, created_gte=window_start, created_lte=created_lte,
-                             starting_after=starting_after)
+                             starting_after=starting_after,
+                             extra=[("expand[]", f"data.{f}") for f in EXPAND.get(obj, ())])
         response = client.get_ok(path, params)
         body = _parse_list(response, path)
         lander.write(obj, response.content.decode("utf-8"))
@@ -638,7 +642,7 @@ def _sync_events(client: _Client, objects: list[str], state: JsonState, lander: 
         if ref in deleted or folder not in wanted:
             continue
         path = f"/v1/{folder}/{quote(oid, safe='')}"
-        response = client.get(path)
+        response = client.get(path, [("expand[]", f) for f in EXPAND.get(folder, ())] or None)
         if response.status_code == 404:
             fields = error_fields(_json_or_none(response))
             if fields["code"] == "resource_missing" and otype in _DELETABLE_404:

@@ -26,6 +26,11 @@ class GeneratorConfig(BaseModel):
     invoices: int = Field(default=25_000, ge=1, le=50_000_000, description="Target invoice count.")
     end_date: date = Field(default_factory=date.today, description="Last day of the history.")
     progress: bool = Field(default=False, description="Show a rich progress bar on stderr.")
+    linked_customers: int = Field(
+        default=3, ge=0, le=1_000_000,
+        description="Stripe customers given the name and e-mail of a QuickBooks customer (one business "
+        "billed in both systems; ground truth customers.linked_customer_id). Changes no amount.",
+    )
 
     @field_validator("years")
     @classmethod

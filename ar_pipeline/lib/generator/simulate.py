@@ -418,6 +418,25 @@ def _make_customers(rng: np.random.Generator, cfg: GeneratorConfig, start: int, 
     )
 
 
+def _link_customers(C: dict, cfg: GeneratorConfig) -> np.ndarray:
+    """The same business billed in both systems: `cfg.linked_customers` Stripe customers take the
+    name and e-mail of distinct QuickBooks customers. Drawn from a generator of their own, so the
+    main stream (and every invoice, payment and open balance) is the same as without links.
+    Returns, per customer, the index of its linked customer or -1."""
+    linked = np.full(len(C["source"]), -1, dtype=np.int64)
+    qbo, stripe = np.flatnonzero(C["source"] == QBO), np.flatnonzero(C["source"] == STRIPE)
+    k = min(cfg.linked_customers, len(qbo), len(stripe))
+    if k == 0:
+        return linked
+    link_rng = np.random.default_rng([cfg.seed, 0x11C])
+    q = np.sort(link_rng.choice(qbo, size=k, replace=False))
+    s = link_rng.choice(stripe, size=k, replace=False)
+    C["name"][s] = C["name"][q]
+    C["email"][s] = C["email"][q]
+    linked[q], linked[s] = s, q
+    return linked
+
+
 def simulate(cfg: GeneratorConfig) -> Sim:
     rng = np.random.default_rng(cfg.seed)
     end = day_of(cfg.end_date)
@@ -427,6 +446,7 @@ def simulate(cfg: GeneratorConfig) -> Sim:
 
     fx = _fx_table(rng, n_days)
     C = _make_customers(rng, cfg, start, end)
+    C["linked_cust"] = _link_customers(C, cfg)
     nc = cfg.customers
 
     # ---------------------------------------------------------------- invoices
@@ -660,6 +680,7 @@ def simulate(cfg: GeneratorConfig) -> Sim:
             "street": C["street"],
             "postal": C["postal"],
             "tax_ppm": C["tax_ppm"],
+            "linked_cust": C["linked_cust"],
         }
     )
     invoices = pl.DataFrame(

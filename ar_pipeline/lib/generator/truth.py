@@ -67,8 +67,14 @@ def build(
         dict(enumerate(CURRENCIES)), return_dtype=pl.String
     )
     src_name = pl.col("source").replace_strict(dict(enumerate(SOURCES)), return_dtype=pl.String)
+    # '<source>:<source id>' of each customer, to name the customer a customer is linked to
+    keys = cu.join(cust_ids, on="cust", how="left", maintain_order="left").select(
+        pl.col("cust").alias("linked_cust"),
+        pl.concat_str(src_name, pl.lit(":"), pl.col("source_customer_id")).alias("linked_customer_id"),
+    )
     customers = (
         cu.join(cust_ids, on="cust", how="left", maintain_order="left")
+        .join(keys, on="linked_cust", how="left", maintain_order="left")
         .select(
             src_name.alias("source"),
             "source_customer_id",
@@ -77,6 +83,7 @@ def build(
             "region",
             pl.col("terms").alias("terms_days"),
             cur_name.alias("currency"),
+            "linked_customer_id",
         )
         .sort("source", "source_customer_id")
     )
@@ -97,6 +104,12 @@ def build(
         .join(cu.select("cust", "archetype"), on="cust", how="left", maintain_order="left")
     )
     # QBO voided invoices carry TotalAmt 0 in the source; Stripe keeps the original total
+    credit_applied = pl.when(pl.col("has_credit") & ~pl.col("credit_unapplied"))
+    # QuickBooks converts a credit memo's application at the rate of its (zero-total) payment, i.e.
+    # of the day it is applied; Stripe invoices are all in the home currency (rate 1).
+    applied_np = (inv["has_credit"] & ~inv["credit_unapplied"]).to_numpy()
+    apply_rate = sim.fx_rate(inv["currency"].to_numpy(), inv["credit_apply_day"].to_numpy())
+    credit_home = np.where(applied_np, (inv["credit_amount"].to_numpy() * apply_rate + 500_000) // 1_000_000, 0)
     total_w = pl.when(pl.col("void") & (pl.col("source") == QBO)).then(0).otherwise(pl.col("total"))
     invoices = iv.select(
         src_name.alias("source"),
@@ -116,6 +129,10 @@ def build(
         .cast(pl.Int64)
         .alias("days_late"),
         rate_s.alias("exchange_rate"),
+        # credit memo / credit note applied to the invoice (invoice currency), and when
+        credit_applied.then(pl.col("credit_amount")).otherwise(0).cast(pl.Int64).alias("credit_minor"),
+        credit_applied.then(to_date("credit_apply_day")).otherwise(None).alias("credit_applied_date"),
+        pl.Series("credit_home_minor", credit_home, dtype=pl.Int64),
     )
 
     # open balances at month ends and end_date

@@ -29,6 +29,7 @@ quickbooks as (
         customer_id as source_customer_id,
         customer_name,
         email,
+        tax_id,
         customer_type_id as segment,
         coalesce(bill_country, bill_region) as region,
         -- A single-currency QBO company sends no CurrencyRef: everything is in the home currency.
@@ -50,6 +51,7 @@ stripe as (
         customer_id as source_customer_id,
         customer_name,
         email,
+        tax_id,
         segment,
         region,
         currency,
@@ -74,6 +76,7 @@ exports as (
         customer_id as source_customer_id,
         max(customer_name) as customer_name,
         cast(null as {{ dbt.type_string() }}) as email,
+        cast(null as {{ dbt.type_string() }}) as tax_id,
         cast(null as {{ dbt.type_string() }}) as segment,
         cast(null as {{ dbt.type_string() }}) as region,
         max(coalesce(currency, {{ ar_home_currency() }})) as currency,

@@ -22,6 +22,18 @@ open_invoices as (
 
 ),
 
+customer_groups as (
+
+    select * from {{ ref('int_customer_groups') }}
+
+),
+
+collectors as (
+
+    select * from {{ ref('int_customer_collectors') }}
+
+),
+
 credit_events as (
 
     select
@@ -50,6 +62,10 @@ final as (
         cast(customers.currency as {{ dbt.type_string() }}) as currency,
         customers.is_active,
         cast(customers.parent_customer_id as {{ dbt.type_string() }}) as parent_customer_id,
+        cast(customer_groups.customer_group_id as {{ dbt.type_string() }}) as customer_group_id,
+        cast(customer_groups.customer_group_name as {{ dbt.type_string() }}) as customer_group_name,
+        cast(collectors.collector as {{ dbt.type_string() }}) as collector,
+        cast(collectors.collector_assigned_by as {{ dbt.type_string() }}) as collector_assigned_by,
         cast(coalesce(open_invoices.open_invoice_count, 0) as {{ dbt.type_bigint() }}) as open_invoice_count,
         {{ to_money('coalesce(open_invoices.open_amount_home, 0)') }} as open_amount_home,
         {{ to_money('coalesce(credit_events.open_credit_amount, 0)') }} as open_credit_amount,
@@ -62,6 +78,10 @@ final as (
         on customers.customer_id = open_invoices.customer_id
     left join credit_events
         on customers.customer_id = credit_events.customer_id
+    left join customer_groups
+        on customers.customer_id = customer_groups.customer_id
+    left join collectors
+        on customers.customer_id = collectors.customer_id
 
 )
 

@@ -1,7 +1,7 @@
 {%- set as_of_date = ar_as_of_date() -%}
 
 -- Cash collected per week (payments applied to invoices, home currency), for all customers and by
--- customer segment and region, for the weeks up to the as-of date. Weeks start on the day
+-- customer segment, region and collector, for the weeks up to the as-of date. Weeks start on the day
 -- dbt.date_trunc('week') gives on the warehouse (Monday on DuckDB).
 
 with

@@ -4,7 +4,7 @@
     {{ exceptions.raise_compiler_error("var('cei_sales_mode') must be period_total or monthly_average, got " ~ cei_sales_mode) }}
 {%- endif -%}
 
--- Monthly AR KPIs per month end, overall and by customer segment and region, in the home currency.
+-- Monthly AR KPIs per month end, overall and by customer segment, region and collector, in the home currency.
 -- Definitions (shared/research/peers.md §(b), recommendation): credit sales S = invoices issued in
 -- the month minus credits applied in the month; AR = open AR at the month end (fct_ar_aging_snapshots);
 --   dso                = AR_end / S x days in month
@@ -58,35 +58,16 @@ ar_by_month as (
 
 ),
 
-invoice_months as (
-
-    select
-        {{ dbt.last_day(dbt.date_trunc('month', 'invoice_date'), 'month') }} as month_end,
-        customer_id,
-        {{ to_home_amount('total_amount', 'exchange_rate') }} as invoiced
-    from {{ ref('int_invoices_unioned') }}
-    where not is_void
-
-),
-
-application_months as (
-
-    select
-        {{ dbt.last_day(dbt.date_trunc('month', 'applied_date'), 'month') }} as month_end,
-        customer_id,
-        case when application_type in ('credit_memo', 'credit_note')
-            then {{ to_home_amount('amount', 'exchange_rate') }} else 0 end as credited,
-        case when application_type = 'payment'
-            then {{ to_home_amount('amount', 'exchange_rate') }} else 0 end as collected
-    from {{ ref('int_invoice_applications_unioned') }}
-
-),
-
 flows as (
 
-    select month_end, customer_id, invoiced, 0 as credited, 0 as collected from invoice_months
-    union all
-    select month_end, customer_id, 0, credited, collected from application_months
+    -- credit-sales and collections inputs shared with ar_kpis_daily (int_ar_flows_daily)
+    select
+        {{ dbt.last_day(dbt.date_trunc('month', 'flow_date'), 'month') }} as month_end,
+        customer_id,
+        invoiced,
+        credited,
+        collected
+    from {{ ref('int_ar_flows_daily') }}
 
 ),
 

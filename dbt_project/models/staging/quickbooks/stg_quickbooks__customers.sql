@@ -20,6 +20,8 @@ renamed as (
         company_name,
         fully_qualified_name,
         email,
+        -- masked by the QBO API (only its last five characters, e.g. XXXXXX56789)
+        primary_tax_identifier as tax_id,
         phone,
         upper(currency) as currency,
         bill_country,

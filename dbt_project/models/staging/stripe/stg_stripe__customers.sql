@@ -21,6 +21,8 @@ renamed as (
         ----------  text
         latest_version.name as customer_name,
         latest_version.email,
+        -- first tax id; null unless the customer list was expanded with data.tax_ids
+        {{ json_extract_text('latest_version.tax_ids', '$.data[0].value') }} as tax_id,
         upper(latest_version.currency) as currency,
         latest_version.address_country,
         {{ json_extract_text('latest_version.metadata', '$.segment') }} as segment,
