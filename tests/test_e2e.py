@@ -196,6 +196,11 @@ def test_summary_lists_every_bucket_in_age_order_and_adds_up(pipeline) -> None:
     assert list(summary.buckets) == ["current", "1_30", "31_60", "61_90", "over_90"]
     assert sum(summary.buckets.values()) == summary.total_open
     assert round(summary.total_open * 100) == truth["home_open_amount_minor"].sum()
+    with duckdb.connect(str(pipeline["db"]), read_only=True) as conn:
+        daily_dso = conn.execute(
+            "SELECT dso FROM marts.ar_kpis_daily WHERE dimension = 'all' AND snapshot_date = ?", [END_DATE]
+        ).fetchall()[0][0]
+    assert summary.dso_window_days == 90 and summary.dso_days == round(daily_dso, 1)
 
 
 def test_rerun_as_of_past_month_end_adds_nothing_and_matches_truth(pipeline) -> None:

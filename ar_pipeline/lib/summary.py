@@ -9,9 +9,6 @@ from pathlib import Path
 
 import duckdb
 
-#: Standard DSO window: AR at the as-of date over the credit sales of the last 90 days, times 90.
-DSO_WINDOW_DAYS = 90
-
 
 @dataclass(frozen=True)
 class OverdueCustomer:
@@ -30,6 +27,7 @@ class ArSummary:
     open_invoices: int
     buckets: dict[str, Decimal]
     credit_sales_window: Decimal
+    dso_window_days: int | None
     dso_days: Decimal | None
     top_overdue: list[OverdueCustomer]
 
@@ -52,12 +50,14 @@ def ar_summary(duckdb_path: Path, top: int = 10) -> ArSummary:
                    GROUP BY b.aging_bucket, b.aging_bucket_sort ORDER BY b.aging_bucket_sort"""
             ).fetchall()
         }
-        credit_sales = conn.execute(
-            f"""SELECT coalesce(sum(home_total_amount), 0) FROM marts.fct_invoices
-                WHERE status <> 'void'
-                  AND invoice_date > as_of_date - INTERVAL {DSO_WINDOW_DAYS} DAY
-                  AND invoice_date <= as_of_date"""
-        ).fetchone()[0]
+        # DSO as marts.ar_kpis_daily defines it (one definition): open AR over the net credit sales
+        # of the trailing window (var kpi_rolling_window_days) ending on the as-of date.
+        kpi = conn.execute(
+            """SELECT window_days, credit_sales, dso FROM marts.ar_kpis_daily
+               WHERE dimension = 'all' AND snapshot_date = ?""",
+            [as_of],
+        ).fetchall()
+        window_days, credit_sales, dso = kpi[0] if kpi else (None, Decimal(0), None)
         rows = conn.execute(
             """SELECT customer_id, any_value(customer_name), sum(home_open_amount), count(*),
                       max(days_past_due)
@@ -65,19 +65,15 @@ def ar_summary(duckdb_path: Path, top: int = 10) -> ArSummary:
                GROUP BY customer_id ORDER BY 3 DESC, 1 LIMIT ?""",
             [top],
         ).fetchall()
-    dso = (
-        (Decimal(total_open) / Decimal(credit_sales) * DSO_WINDOW_DAYS).quantize(Decimal("0.1"))
-        if credit_sales
-        else None
-    )
     return ArSummary(
         as_of_date=as_of,
         home_currency=home_currency,
         total_open=Decimal(total_open),
         open_invoices=int(open_invoices),
         buckets=buckets,
-        credit_sales_window=Decimal(credit_sales),
-        dso_days=dso,
+        credit_sales_window=Decimal(credit_sales or 0),
+        dso_window_days=window_days,
+        dso_days=Decimal(dso).quantize(Decimal("0.1")) if dso is not None else None,
         top_overdue=[OverdueCustomer(r[0], r[1] or r[0], Decimal(r[2]), int(r[3]), int(r[4])) for r in rows],
     )
 
@@ -95,7 +91,7 @@ def render_summary(s: ArSummary):
     head.add_row("Total open AR", _money(s.total_open, s.home_currency))
     head.add_row("Open invoices", f"{s.open_invoices:,}")
     head.add_row(
-        f"DSO ({DSO_WINDOW_DAYS}-day, standard)",
+        f"DSO ({s.dso_window_days}-day, standard)",
         f"{s.dso_days} days" if s.dso_days is not None else "n/a (no credit sales in window)",
     )
     aging = Table(title="Aging")
