@@ -77,3 +77,13 @@ def fixture_landing(tmp_path: Path) -> Path:
         if obj in objects:
             write_stripe_page(landing, obj, [objects[obj]])
     return landing
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _outputs_outside_the_repo(tmp_path_factory: pytest.TempPathFactory):
+    """Runs publish read-only copies and keep connector state: never into the repo's data/ folder."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("AR_PUBLISH_DIR", str(tmp_path_factory.mktemp("published")))
+    mp.setenv("AR_STATE_DIR", str(tmp_path_factory.mktemp("state")))
+    yield
+    mp.undo()

@@ -75,10 +75,11 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory):
     mp = pytest.MonkeyPatch()
     mp.setenv("AR_DUCKDB_PATH", str(db))
     mp.setenv("AR_LANDING_DIR", str(landing))
+    mp.setenv("AR_PUBLISH_DIR", str(root / "published"))
     prepare_dbt_manifest()
     instance = dg.DagsterInstance.ephemeral()
     first = run_refresh(END_DATE, instance)
-    yield {"landing": landing, "db": db, "instance": instance, "first": first}
+    yield {"landing": landing, "db": db, "instance": instance, "first": first, "published": root / "published"}
     mp.undo()
 
 
@@ -382,3 +383,37 @@ def test_daily_kpis_tie_to_aging_and_a_rolling_dso_from_truth(pipeline) -> None:
     assert abs(float(last["best_possible_dso"]) - current_minor / sales_minor * window) < 1e-4
     assert abs(float(last["average_days_delinquent"]) - (float(last["dso"]) - float(last["best_possible_dso"]))) < 1e-5
     assert abs(float(last["percent_current"]) - current_minor / ar_minor * 100) < 1e-4
+
+
+def _published_snapshot(published: Path) -> dict[str, int]:
+    with duckdb.connect(str(published / "ar.duckdb"), read_only=True) as conn:
+        return dict(conn.execute("SELECT table_name, row_count FROM published.publish_info").fetchall())
+
+
+def test_published_copy_matches_the_marts(pipeline) -> None:
+    published = pipeline["published"]
+    counts = _published_snapshot(published)
+    with duckdb.connect(str(pipeline["db"]), read_only=True) as conn:
+        marts = [r[0] for r in conn.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'marts'").fetchall()]
+        live = {f"marts.{t}": conn.execute(f"SELECT count(*) FROM marts.{t}").fetchall()[0][0] for t in marts}
+    assert {k: v for k, v in counts.items() if k.startswith("marts.")} == live
+    for name, rows in counts.items():
+        schema, table = name.split(".")
+        parquet = pl.scan_parquet(published / "parquet" / schema / f"{table}.parquet")
+        assert parquet.select(pl.len()).collect().item() == rows
+
+
+def test_a_failed_run_leaves_the_published_copy_intact(pipeline) -> None:
+    """Last in the module: it breaks the warehouse on purpose (raw rows go missing), so the blocking
+    reconciliation check stops the run before anything downstream, publishing included."""
+    published = pipeline["published"]
+    before_bytes = (published / "ar.duckdb").read_bytes()
+    reader = duckdb.connect(str(published / "ar.duckdb"), read_only=True)  # a BI tool holding it open
+    with duckdb.connect(str(pipeline["db"])) as conn:
+        conn.execute("DELETE FROM raw_quickbooks.raw_invoices WHERE _source_row % 2 = 0")
+    failed = run_refresh(END_DATE, pipeline["instance"])
+    assert not failed.success
+    assert (published / "ar.duckdb").read_bytes() == before_bytes
+    assert reader.execute("SELECT count(*) FROM marts.fct_invoices").fetchall()[0][0] > 0
+    reader.close()

@@ -36,6 +36,15 @@ class LandingResource(dg.ConfigurableResource):
         return load_source_specs(Path(self.ingest_config_dir))
 
 
+class PublishResource(dg.ConfigurableResource):
+    """Where read-only copies for BI tools are published (AR_PUBLISH_DIR)."""
+
+    publish_dir: str = Field(description="Folder for the published DuckDB file, Parquet files and dashboard.")
+
+    def path(self) -> Path:
+        return Path(self.publish_dir)
+
+
 def dbt_executable() -> str:
     """This environment's dbt (next to the running Python), else whatever `dbt` is on PATH."""
     local = Path(sys.executable).parent / "dbt"
@@ -52,6 +61,7 @@ def build_resources(paths: Paths) -> dict[str, object]:
             ingest_config_dir=str(paths.ingest_config_dir),
             state_dir=str(paths.state_dir),
         ),
+        "publish": PublishResource(publish_dir=str(paths.publish_dir)),
         "dbt": DbtCliResource(
             project_dir=str(DBT_PROJECT_DIR),
             profiles_dir=str(DBT_PROJECT_DIR),

@@ -20,6 +20,7 @@ DEFAULTS = {
     "AR_INGEST_CONFIG_DIR": "ingest_configs",
     "DAGSTER_HOME": ".dagster_home",
     "AR_STATE_DIR": "data/state",
+    "AR_PUBLISH_DIR": "data/published",
 }
 
 
@@ -49,6 +50,8 @@ class Paths:
     ingest_config_dir: Path
     dagster_home: Path
     state_dir: Path
+    #: Read-only copies for BI tools (published DuckDB file, Parquet per table, dashboard).
+    publish_dir: Path
 
     @classmethod
     def from_env(cls) -> Paths:
@@ -58,4 +61,5 @@ class Paths:
             ingest_config_dir=env_path("AR_INGEST_CONFIG_DIR"),
             dagster_home=env_path("DAGSTER_HOME"),
             state_dir=env_path("AR_STATE_DIR"),
+            publish_dir=env_path("AR_PUBLISH_DIR"),
         )

@@ -1,0 +1,62 @@
+"""Published read-only copies for BI tools, built after everything else in a run.
+
+`["published", "ar_tables"]` depends on every mart (and analytics table), so in a run it comes last
+and only when they all materialized: a failed dbt test or blocking check stops the run before it,
+and the previous published copy stays in place (see `ar_pipeline.lib.publish`).
+"""
+
+from functools import cache
+
+import dagster as dg
+from dagster_duckdb import DuckDBResource
+
+from ar_pipeline.defs.resources import PublishResource
+from ar_pipeline.defs.transform.assets import build_ar_dbt_assets
+from ar_pipeline.lib.publish import PUBLISHED_SCHEMAS, publish_tables
+
+PUBLISHED_KEY = dg.AssetKey(["published", "ar_tables"])
+
+
+def published_upstream_keys() -> list[dg.AssetKey]:
+    """The assets whose tables are published: every dbt model in a published schema."""
+    return sorted(
+        (key for key in build_ar_dbt_assets().keys if key.path[0] in PUBLISHED_SCHEMAS),
+        key=lambda k: k.to_user_string(),
+    )
+
+
+@cache
+def build_published_asset() -> dg.AssetsDefinition:
+    @dg.asset(
+        key=PUBLISHED_KEY,
+        deps=published_upstream_keys(),
+        group_name="published",
+        pool="duckdb",
+        description="Read-only copy of the marts and analytics tables for BI tools: "
+        "<AR_PUBLISH_DIR>/ar.duckdb (replaced atomically) and parquet/<schema>/<table>.parquet.",
+    )
+    def published_ar_tables(context: dg.AssetExecutionContext, duckdb: DuckDBResource,
+                            publish: PublishResource) -> dg.MaterializeResult:
+        publish_dir = publish.path()
+        with duckdb.get_connection() as conn:
+            result = publish_tables(conn, publish_dir)
+        context.log.info(f"Published {len(result.tables)} tables to {result.duckdb_path}")
+        return dg.MaterializeResult(
+            metadata={
+                "duckdb_path": dg.MetadataValue.path(str(result.duckdb_path)),
+                "parquet_dir": dg.MetadataValue.path(str(publish_dir / "parquet")),
+                "as_of_date": str(result.as_of_date),
+                "tables": dg.MetadataValue.md(
+                    "| table | rows |\n|---|---|\n"
+                    + "\n".join(f"| {t.schema}.{t.table} | {t.rows:,} |" for t in result.tables)
+                ),
+                "table_count": len(result.tables),
+            }
+        )
+
+    return published_ar_tables
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return dg.Definitions(assets=[build_published_asset()])
