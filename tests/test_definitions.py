@@ -10,7 +10,12 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from ar_pipeline.lib.ingest_config import load_export_specs, load_payment_export_specs, load_source_specs
+from ar_pipeline.lib.ingest_config import (
+    load_export_specs,
+    load_fx_rates_specs,
+    load_payment_export_specs,
+    load_source_specs,
+)
 from tests.conftest import INGEST_CONFIGS, PROJECT_ROOT
 
 
@@ -36,6 +41,9 @@ def test_graph_is_one_connected_lineage(definitions: dg.Definitions) -> None:
     # and every kind: payment_export config feeds the one shared exports payments table
     if load_payment_export_specs(INGEST_CONFIGS):
         exports.add(dg.AssetKey(["exports", "raw_payments"]))
+    # and every kind: fx_rates config feeds the one shared exchange-rates table
+    if load_fx_rates_specs(INGEST_CONFIGS):
+        exports.add(dg.AssetKey(["exports", "raw_fx_rates"]))
     assert exports <= keys
     ingest |= exports
     assert {dg.AssetKey(["marts", t]) for t in ("fct_ar_aging", "fct_invoices", "dim_customers",

@@ -21,6 +21,7 @@ RAW_TABLES = [
     "raw_quickbooks.raw_invoices", "raw_quickbooks.raw_payments", "raw_quickbooks.raw_credit_memos",
     "raw_quickbooks.raw_customers", "raw_stripe.raw_invoices", "raw_stripe.raw_invoice_payments",
     "raw_stripe.raw_credit_notes", "raw_stripe.raw_customers", "raw_stripe.raw_charges",
+    "raw_exports.raw_fx_rates",
 ]
 
 
@@ -402,6 +403,47 @@ def test_published_copy_matches_the_marts(pipeline) -> None:
         schema, table = name.split(".")
         parquet = pl.scan_parquet(published / "parquet" / schema / f"{table}.parquet")
         assert parquet.select(pl.len()).collect().item() == rows
+
+
+def test_foreign_currency_invoices_get_their_rate_from_source_or_rates_file(pipeline) -> None:
+    """QuickBooks documents keep their own ExchangeRate; Stripe EUR/GBP invoices (no rate in
+    Stripe) take the generated rates file's latest rate on or before the invoice date: the same
+    rate the generator's truth converts with, dated the Friday before for weekend invoices."""
+    truth = pl.read_parquet(pipeline["landing"] / "_ground_truth" / "invoices.parquet").select(
+        "source", "source_invoice_id", pl.col("exchange_rate").alias("truth_rate"))
+    rates_file = pipeline["landing"] / "reference" / "fx_rates" / "daily_rates.csv"
+    with duckdb.connect(str(pipeline["db"]), read_only=True) as conn:
+        loaded = conn.execute("SELECT count(*) FROM raw_exports.raw_fx_rates").fetchall()[0][0]
+        invoices = conn.sql(
+            """SELECT source, source_invoice_id, currency, invoice_date, exchange_rate_date,
+                      exchange_rate_source, CAST(exchange_rate AS VARCHAR) AS rate,
+                      home_total_amount, total_amount
+               FROM marts.fct_invoices"""
+        ).pl()
+        by_source = dict(conn.execute(
+            "SELECT exchange_rate_source, count(*) FROM marts.fct_payments GROUP BY 1").fetchall())
+        no_rate = conn.execute(
+            "SELECT count(*) FROM marts.fct_ar_aging WHERE exchange_rate IS NULL OR home_open_amount IS NULL"
+        ).fetchall()[0][0]
+    assert loaded == len(rates_file.read_text().splitlines()) - 1
+    got = invoices.join(truth, on=["source", "source_invoice_id"], how="inner")
+    assert got.height == invoices.height
+    kinds = got.group_by("source", pl.col("currency") == "USD").agg(pl.col("exchange_rate_source").unique())
+    assert {(r["source"], r["currency"], tuple(r["exchange_rate_source"])) for r in kinds.iter_rows(named=True)} == {
+        ("quickbooks", True, ("home_currency",)), ("quickbooks", False, ("source",)),
+        ("stripe", True, ("home_currency",)), ("stripe", False, ("fx_rates",)),
+    }
+    table = got.filter(pl.col("exchange_rate_source") == "fx_rates")
+    assert table.height > 10 and set(table["currency"]) == {"EUR", "GBP"}
+    # the table's rate is the truth's rate for the invoice date (10 decimals vs the file's 6)
+    assert (table["rate"] == table["truth_rate"] + "0000").all()
+    lag = (table["invoice_date"] - table["exchange_rate_date"]).dt.total_days()
+    assert lag.min() == 0 and lag.max() <= 2
+    source_rated = got.filter(pl.col("exchange_rate_source") != "fx_rates")
+    assert (source_rated["exchange_rate_date"] == source_rated["invoice_date"]).all()
+    # home amounts are round(amount x rate, 2) for every invoice; payments carry their rate source too
+    assert got["home_total_amount"].null_count() == 0
+    assert by_source.get("fx_rates", 0) > 0 and by_source.get(None, 0) == 0 and no_rate == 0
 
 
 def test_a_failed_run_leaves_the_published_copy_intact(pipeline) -> None:

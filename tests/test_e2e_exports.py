@@ -3,7 +3,9 @@
 The generator's ground-truth invoice register is written out as the kind of CSV an ERP or a
 spreadsheet produces (its own column names, US dates, "1,234.56" amounts), loaded through an
 `invoice_export` config, and the real `refresh_ar` job builds the marts from it alone. The aging
-must equal what the export itself says, computed independently here.
+must equal what the export itself says, computed independently here. The generator's daily rates
+file is dropped into reference/fx_rates/ as a finance team would, so the export's EUR/GBP invoices
+(an export carries no exchange rate) get home amounts from it.
 """
 
 from __future__ import annotations
@@ -75,7 +77,10 @@ def export_run(tmp_path_factory: pytest.TempPathFactory):
     register.write_csv(landing / "exports" / "erp_export" / "invoices.csv")
     configs = root / "configs"
     configs.mkdir()
-    for name in ("quickbooks.yaml", "stripe.yaml"):
+    rates = landing / "reference" / "fx_rates"
+    rates.mkdir(parents=True)
+    shutil.copy(generated / "reference" / "fx_rates" / "daily_rates.csv", rates / "daily_rates.csv")
+    for name in ("quickbooks.yaml", "stripe.yaml", "fx_rates.yaml"):
         shutil.copy(INGEST_CONFIGS / name, configs / name)
     (configs / "erp_export.yaml").write_text(EXPORT_CONFIG)
 
@@ -123,3 +128,24 @@ def test_aging_from_export_matches_the_export(export_run) -> None:
         ).fetchone()[0]
     assert got.to_dicts() == want.cast({"n": pl.Int64}).to_dicts()
     assert paid == truth.filter(pl.col("paid_date") <= END_DATE).height
+
+
+def test_export_invoices_in_foreign_currency_get_home_amounts_from_the_rates_file(export_run) -> None:
+    truth = export_run["truth"].filter(pl.col("status_at_end") != "void").select(
+        pl.concat_str(pl.col("source"), pl.lit("-"), pl.col("source_invoice_id")).alias("source_invoice_id"),
+        "currency", "total_minor", "exchange_rate")
+    with duckdb.connect(str(export_run["db"]), read_only=True) as conn:
+        got = conn.sql(
+            """SELECT source_invoice_id, exchange_rate_source, CAST(exchange_rate AS VARCHAR) AS rate,
+                      CAST(round(home_total_amount * 100) AS BIGINT) AS home_minor
+               FROM marts.fct_invoices WHERE source = 'erp_export'"""
+        ).pl().join(truth, on="source_invoice_id", how="inner")
+    foreign = got.filter(pl.col("currency") != "USD")
+    assert foreign.height > 10
+    assert set(foreign["exchange_rate_source"]) == {"fx_rates"}
+    assert set(got.filter(pl.col("currency") == "USD")["exchange_rate_source"]) == {"home_currency"}
+    # same rate as the generator used on the invoice date, and home = round(total x rate, 2) half up
+    assert (foreign["rate"] == foreign["exchange_rate"] + "0000").all()
+    rate_micros = foreign["exchange_rate"].str.replace(".", "", literal=True).cast(pl.Int64)
+    want = (foreign["total_minor"] * rate_micros + 500_000) // 1_000_000
+    assert foreign["home_minor"].to_list() == want.to_list()

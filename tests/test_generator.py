@@ -322,9 +322,18 @@ def test_stripe_invoice_amounts(small):
         pre[cn["invoice"]] += cn["pre_payment_amount"]
         assert cn["amount"] == cn["pre_payment_amount"] + cn["post_payment_amount"]
     statuses = set()
+    customer_currency = {c["id"]: c["currency"] for c in stripe(root, "customers")}
+    invoice_currency = {r["id"]: r["currency"] for r in invs}
+    for ip in inpays:  # a payment is in its invoice's currency
+        assert ip["currency"] == invoice_currency[ip["invoice"]] == charges[ip["payment"]["charge"]]["currency"]
+    for cn in cns:
+        assert cn["currency"] == invoice_currency[cn["invoice"]]
     for r in invs:
         statuses.add(r["status"])
-        assert r["object"] == "invoice" and r["currency"] == "usd"
+        # Stripe writes lower-case codes; a customer bills in one currency
+        assert r["object"] == "invoice" and r["currency"] == customer_currency[r["customer"]]
+        assert r["currency"] in {"usd", "eur", "gbp"}
+        assert all(li["currency"] == r["currency"] for li in r["lines"]["data"])
         assert r["total"] == sum(li["amount"] for li in r["lines"]["data"])
         if r["status"] == "draft":
             assert r["number"] is None and r["status_transitions"]["finalized_at"] is None
@@ -353,8 +362,11 @@ def test_stripe_invoice_amounts(small):
 def _source_open_balances(root: Path, as_of: date) -> dict[tuple[str, str], tuple[int, int]]:
     """Independent recomputation from the written JSON.
 
-    Returns (source, id) -> (open minor units, home-currency open minor units)."""
+    Returns (source, id) -> (open minor units, home-currency open minor units). Stripe has no
+    exchange rate: a foreign invoice is converted at the rates file's latest rate on or before its
+    invoice date, the way the pipeline does it."""
     out = {}
+    rates = _rates_file(root)
     invs = qbo(root, "invoice", "Invoice")
     applied: dict[str, Decimal] = defaultdict(Decimal)
     for p in qbo(root, "payment", "Payment"):
@@ -389,7 +401,11 @@ def _source_open_balances(root: Path, as_of: date) -> dict[tuple[str, str], tupl
             continue
         open_amt = r["total"] - pre[r["id"]] - paid[r["id"]]
         if open_amt > 0:
-            out[("stripe", r["id"])] = (open_amt, open_amt)
+            home = open_amt
+            if r["currency"] != "usd":
+                _, rate = _rate_on_or_before(rates, r["currency"].upper(), utc_date(r["effective_at"]))
+                home = money_minor((Decimal(open_amt) / 100 * Decimal(rate)).quantize(CENT, ROUND_HALF_UP))
+            out[("stripe", r["id"])] = (open_amt, home)
     return out
 
 
@@ -519,7 +535,9 @@ def test_archetypes_differ(medium):
     # segments/regions/currencies are reflected in the source customers
     tc = pl.read_parquet(root / "_ground_truth" / "customers.parquet")
     assert set(tc["segment"]) == {"enterprise", "mid_market", "smb"}
-    assert (tc.filter(pl.col("source") == "stripe")["currency"] == "USD").all()
+    # some Stripe customers in Europe and the UK bill in EUR/GBP (the rates file converts them)
+    assert set(tc.filter(pl.col("source") == "stripe")["currency"]) <= {"USD", "EUR", "GBP"}
+    assert tc.filter((pl.col("source") == "stripe") & (pl.col("currency") != "USD")).height > 0
     s_cus = {c["id"]: c for c in stripe(root, "customers")}
     for r in tc.filter(pl.col("source") == "stripe").iter_rows(named=True):
         assert s_cus[r["source_customer_id"]]["metadata"]["segment"] == r["segment"]
@@ -591,3 +609,47 @@ def test_linked_customers_share_name_and_email_and_change_no_amount(tmp_path):
         b = pl.read_parquet(tmp_path / "plain" / "_ground_truth" / f"{table}.parquet")
         assert a.equals(b), table
     assert truth.drop("linked_customer_id").equals(plain.drop("linked_customer_id"))
+
+
+# ----------------------------------------------------------------------------- exchange rates file
+def _rates_file(root: Path) -> pl.DataFrame:
+    from ar_pipeline.lib.generator import FX_RATES_DIRNAME, FX_RATES_FILE
+
+    return pl.read_csv(root / FX_RATES_DIRNAME / FX_RATES_FILE, schema_overrides={"rate": pl.String},
+                       try_parse_dates=True)
+
+
+def _rate_on_or_before(rates: pl.DataFrame, currency: str, day: date) -> tuple[date, str]:
+    rows = rates.filter((pl.col("currency") == currency) & (pl.col("date") <= day)).sort("date")
+    last = rows.row(-1, named=True)
+    return last["date"], last["rate"]
+
+
+def test_rates_file_is_a_bank_download_of_the_documents_rates(medium):
+    root, summary, cfg = medium
+    rates = _rates_file(root)
+    assert rates.columns == ["date", "currency", "quote_currency", "rate"]
+    assert summary.records[("reference", "fx_rates")] == rates.height
+    assert set(rates["currency"]) == {"EUR", "GBP", "CAD"} and set(rates["quote_currency"]) == {"USD"}
+    assert rates["rate"].str.contains(r"^\d+\.\d{6}$").all()
+    assert rates.select("date", "currency").is_unique().all()
+    start = cfg.end_date - timedelta(days=cfg.history_days - 1)
+    assert rates["date"].min() == start and rates["date"].max() <= cfg.end_date
+    # no weekend rates (banks publish none) except the very first day of the history
+    weekend = rates.filter(pl.col("date").dt.weekday() >= 6)
+    assert set(weekend["date"]) <= {start}
+    # every document's rate is the file's latest rate on or before its date (weekend = Friday's)
+    tv = pl.read_parquet(root / "_ground_truth" / "invoices.parquet")
+    foreign = tv.filter(pl.col("currency") != "USD")
+    assert foreign.filter(pl.col("source") == "stripe").height > 0
+    saw_weekend = False
+    for r in foreign.iter_rows(named=True):
+        rate_day, rate = _rate_on_or_before(rates, r["currency"], r["invoice_date"])
+        assert rate == r["exchange_rate"], r
+        assert (r["invoice_date"] - rate_day).days <= 2
+        saw_weekend |= rate_day != r["invoice_date"]
+    assert saw_weekend
+    for r in qbo(root, "payment", "Payment"):
+        if r["CurrencyRef"]["value"] != "USD":
+            rate_day, rate = _rate_on_or_before(rates, r["CurrencyRef"]["value"], date.fromisoformat(r["TxnDate"]))
+            assert Decimal(rate) == Decimal(str(r["ExchangeRate"]))

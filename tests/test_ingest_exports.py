@@ -38,6 +38,7 @@ from ar_pipeline.lib.ingest_config import (
     load_all_specs,
     load_export_spec,
     load_export_specs,
+    load_fx_rates_specs,
     load_payment_export_spec,
     load_payment_export_specs,
     load_source_spec,
@@ -419,7 +420,9 @@ def test_shipped_configs_split_by_kind() -> None:
                                            "stripe_invoices_export", "generic_invoices"}
     payments = load_payment_export_specs(INGEST_CONFIGS)
     assert {s.source for s in payments} == {"stripe_unified_payments"}
-    assert len(load_all_specs(INGEST_CONFIGS)) == len(api) + len(exports) + len(payments)
+    fx_rates = load_fx_rates_specs(INGEST_CONFIGS)
+    assert {s.source for s in fx_rates} == {"fx_rates"}
+    assert len(load_all_specs(INGEST_CONFIGS)) == len(api) + len(exports) + len(payments) + len(fx_rates)
     aging = spec("quickbooks_ar_aging_detail")
     assert aging.files == ["*.csv", "*.xlsx"] and aging.date_format == ["%m/%d/%Y"]
     assert aging.keep_only == {"transaction_type": ["Invoice"]}

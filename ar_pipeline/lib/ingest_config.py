@@ -9,13 +9,15 @@ Two kinds of config file share the folder, told apart by `kind:`:
   to canonical invoice fields. Every such config lands in the shared table `raw_exports.raw_invoices`.
   Read by `ar_pipeline.lib.ingest_exports`.
 - `payment_export`: the same for payment exports (e.g. Stripe Dashboard "unified payments"), with
-  canonical payment fields and `pays_invoices_of`; lands in `raw_exports.raw_payments`. Both export
-  kinds share their reading options (`ExportSpecBase`).
+  canonical payment fields and `pays_invoices_of`; lands in `raw_exports.raw_payments`.
+- `fx_rates`: a table of daily exchange rates (e.g. downloaded from the bank or the ECB), with
+  canonical fields rate_date, currency, quote_currency, rate; lands in `raw_exports.raw_fx_rates`.
+  All three file kinds share their reading options (`ExportSpecBase`).
 
 Adding an entity, a column or an export layout is a YAML change; the loaders and the Dagster asset
 factory read these models. `load_source_specs` returns only the `api_json` configs (what every
-API-side caller iterates); `load_export_specs` returns the `invoice_export` ones and
-`load_payment_export_specs` the `payment_export` ones.
+API-side caller iterates); `load_export_specs` returns the `invoice_export` ones,
+`load_payment_export_specs` the `payment_export` ones and `load_fx_rates_specs` the `fx_rates` ones.
 """
 
 from __future__ import annotations
@@ -189,6 +191,11 @@ PAYMENT_FIELDS: tuple[str, ...] = PaymentField.__args__  # type: ignore[attr-def
 PAYMENT_DATE_FIELDS = frozenset({"payment_date"})
 PAYMENT_AMOUNT_FIELDS = frozenset({"amount", "amount_refunded"})
 
+#: Table every fx_rates config lands in (in EXPORT_SCHEMA), and its canonical fields.
+FX_RATES_TABLE = "raw_fx_rates"
+FxRateField = Literal["rate_date", "currency", "quote_currency", "rate"]
+FX_RATE_FIELDS: tuple[str, ...] = FxRateField.__args__  # type: ignore[attr-defined]
+
 #: ISO 4217 codes accepted in exports (active codes; a currency outside this list is quarantined).
 ISO_CURRENCIES: frozenset[str] = frozenset(
     """AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BRL BSD BTN BWP
@@ -227,6 +234,12 @@ class ExportSpecBase(_Strict):
     DATE_FIELDS: ClassVar[frozenset[str]] = frozenset()
     AMOUNT_FIELDS: ClassVar[frozenset[str]] = frozenset()
     MINIMUM_FIELDS: ClassVar[tuple[str, ...]] = ()
+    #: Fields that together identify one record (duplicates within a file, re-loads); default the id.
+    KEY_FIELDS: ClassVar[tuple[str, ...]] = ()
+    #: ISO 4217 currency fields (validated, stored upper case); `currency` falls back to the config's.
+    CURRENCY_FIELDS: ClassVar[frozenset[str]] = frozenset({"currency"})
+    #: Exchange-rate fields: > 0, kept to 10 decimals (never rounded to cents like amounts).
+    RATE_FIELDS: ClassVar[frozenset[str]] = frozenset()
 
     source: str = Field(description="Export source name; stored in the raw table's export_source.")
     description: str = ""
@@ -349,6 +362,11 @@ class ExportSpecBase(_Strict):
     def header_names(self, field: str) -> list[str]:
         return self.columns.get(field, [])  # type: ignore[call-overload]
 
+    @classmethod
+    def key_fields(cls) -> tuple[str, ...]:
+        """The fields identifying one record: KEY_FIELDS, or just the id field."""
+        return cls.KEY_FIELDS or (cls.ID_FIELD,)
+
 
 
 class InvoiceExportSpec(ExportSpecBase):
@@ -401,8 +419,43 @@ class PaymentExportSpec(ExportSpecBase):
         return value
 
 
-ExportSpec = InvoiceExportSpec | PaymentExportSpec
-IngestSpec = SourceSpec | InvoiceExportSpec | PaymentExportSpec
+class FxRatesSpec(ExportSpecBase):
+    """Column mapping for a file of exchange rates (e.g. daily rates from the bank or the ECB).
+
+    One row is one rate: on `rate_date`, 1 unit of `currency` is worth `rate` units of
+    `quote_currency` (blank = the home currency, dbt var home_currency). Every such config lands in
+    the shared table `raw_exports.raw_fx_rates`; a row is identified by (rate_date, currency,
+    quote_currency), so a later file with the same rate is a duplicate and a changed rate a new
+    version (the newest load wins in dbt)."""
+
+    RECORD: ClassVar[str] = "exchange rate"
+    TABLE: ClassVar[str] = FX_RATES_TABLE
+    FIELDS: ClassVar[tuple[str, ...]] = FX_RATE_FIELDS
+    ID_FIELD: ClassVar[str] = "rate_date"
+    KEY_FIELDS: ClassVar[tuple[str, ...]] = ("rate_date", "currency", "quote_currency")
+    DATE_FIELDS: ClassVar[frozenset[str]] = frozenset({"rate_date"})
+    AMOUNT_FIELDS: ClassVar[frozenset[str]] = frozenset()
+    CURRENCY_FIELDS: ClassVar[frozenset[str]] = frozenset({"currency", "quote_currency"})
+    RATE_FIELDS: ClassVar[frozenset[str]] = frozenset({"rate"})
+    MINIMUM_FIELDS: ClassVar[tuple[str, ...]] = ("rate_date", "rate")
+
+    kind: Literal["fx_rates"]
+    columns: dict[FxRateField, HeaderNames] = Field(
+        min_length=1, description="Canonical field -> header name(s); case-insensitive, first match wins."
+    )
+    keep_only: dict[FxRateField, HeaderNames] = Field(default_factory=dict)
+    required: list[FxRateField] = Field(default=["rate_date", "currency", "rate"])
+
+    @model_validator(mode="after")
+    def _rate_fields_required(self) -> FxRatesSpec:
+        missing = [f for f in self.MINIMUM_FIELDS if f not in self.required]
+        if missing:
+            raise ValueError(f"required: {missing} must be listed (a rate needs a date and a value)")
+        return self
+
+
+ExportSpec = InvoiceExportSpec | PaymentExportSpec | FxRatesSpec
+IngestSpec = SourceSpec | InvoiceExportSpec | PaymentExportSpec | FxRatesSpec
 
 
 def _problems(exc: ValidationError) -> str:
@@ -421,20 +474,22 @@ def load_spec(path: Path) -> IngestSpec:
     except yaml.YAMLError as exc:
         raise IngestConfigError(f"{path}: not valid YAML ({exc})") from exc
     kind = data.get("kind", "api_json") if isinstance(data, dict) else "api_json"
-    model: type[SourceSpec] | type[InvoiceExportSpec] | type[PaymentExportSpec]
+    model: type[SourceSpec] | type[ExportSpecBase]
     if kind == "api_json":
         model = SourceSpec
     elif kind == "invoice_export":
         model = InvoiceExportSpec
     elif kind == "payment_export":
         model = PaymentExportSpec
+    elif kind == "fx_rates":
+        model = FxRatesSpec
     else:
         raise IngestConfigError(
-            f"{path}: invalid ingest config: kind: {kind!r} must be 'api_json', 'invoice_export' "
-            "or 'payment_export'"
+            f"{path}: invalid ingest config: kind: {kind!r} must be 'api_json', 'invoice_export', "
+            "'payment_export' or 'fx_rates'"
         )
     try:
-        return model.model_validate(data)
+        return model.model_validate(data)  # type: ignore[return-value]
     except ValidationError as exc:
         raise IngestConfigError(f"{path}: invalid ingest config: {_problems(exc)}") from exc
 
@@ -460,6 +515,14 @@ def load_payment_export_spec(path: Path) -> PaymentExportSpec:
     spec = load_spec(path)
     if not isinstance(spec, PaymentExportSpec):
         raise IngestConfigError(f"{path}: kind: is {spec.kind!r}, expected a payment_export config")
+    return spec
+
+
+def load_fx_rates_spec(path: Path) -> FxRatesSpec:
+    """Read and validate one `kind: fx_rates` YAML."""
+    spec = load_spec(path)
+    if not isinstance(spec, FxRatesSpec):
+        raise IngestConfigError(f"{path}: kind: is {spec.kind!r}, expected an fx_rates config")
     return spec
 
 
@@ -489,3 +552,8 @@ def load_export_specs(config_dir: Path) -> list[InvoiceExportSpec]:
 def load_payment_export_specs(config_dir: Path) -> list[PaymentExportSpec]:
     """The `kind: payment_export` configs in a folder (possibly none), sorted by file name."""
     return [s for s in load_all_specs(config_dir) if isinstance(s, PaymentExportSpec)]
+
+
+def load_fx_rates_specs(config_dir: Path) -> list[FxRatesSpec]:
+    """The `kind: fx_rates` configs in a folder (possibly none), sorted by file name."""
+    return [s for s in load_all_specs(config_dir) if isinstance(s, FxRatesSpec)]

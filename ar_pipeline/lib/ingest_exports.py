@@ -1,5 +1,5 @@
-"""Load invoice and payment exports (CSV / Excel files downloaded by hand) into
-`raw_exports.raw_invoices` and `raw_exports.raw_payments`.
+"""Load invoice and payment exports and exchange-rate files (CSV / Excel files downloaded by hand)
+into `raw_exports.raw_invoices`, `raw_exports.raw_payments` and `raw_exports.raw_fx_rates`.
 
 Each `kind: invoice_export` config (see `ar_pipeline.lib.ingest_config.InvoiceExportSpec`) maps the
 columns of one kind of report (QuickBooks "A/R Aging Detail", "Invoice List", a Stripe Dashboard
@@ -10,13 +10,17 @@ header found by its column names, section label rows (customer or aging bucket) 
 `kind: payment_export` configs (`PaymentExportSpec`, e.g. the Stripe Dashboard "unified payments"
 CSV) are read by the same code over canonical payment fields; what differs per record kind (fields,
 id, date and money fields, table) comes from the spec class, so parsing is never duplicated.
+`kind: fx_rates` configs (`FxRatesSpec`) read daily exchange-rate files the same way; their `rate`
+is kept to 10 decimals (never rounded to cents) and must be > 0, and a record is identified by
+(rate_date, currency, quote_currency) instead of one id column.
 
 Every data row ends up loaded, a duplicate, or quarantined in `ingest_audit.quarantine` with the
 file's own header name, the row number, the raw value and what was expected. A file that cannot be
 read at all (empty, wrong delimiter, missing columns, not an Excel file, wrong encoding) is
 quarantined as one row with a sentence saying what to fix. Skip-unchanged, replace-on-change and
 not-twice-the-same-record behave as in `ar_pipeline.lib.ingest`, using the same audit tables
-(`source` = the export source name, `raw_table` = 'raw_invoices' or 'raw_payments').
+(`source` = the export source name, `raw_table` = 'raw_invoices', 'raw_payments' or
+'raw_fx_rates').
 
 Files are small (a manual-upload path), so rows are parsed in Python and inserted in bulk via Arrow.
 """
@@ -49,16 +53,20 @@ from ar_pipeline.lib.ingest import (
     forget_files,
 )
 from ar_pipeline.lib.ingest_config import (
+    DUCKDB_TYPES,
     EXPORT_SCHEMA,
     EXPORT_TABLE,
+    FX_RATES_TABLE,
     ISO_CURRENCIES,
     PAYMENT_TABLE,
     ExportSpecBase,
     InvoiceExportSpec,
+    PaymentExportSpec,
 )
 
 __all__ = [
-    "EXPORT_COLUMNS", "EXPORT_QUALIFIED", "ISO_CURRENCIES", "PAYMENT_COLUMNS", "PAYMENT_QUALIFIED",
+    "EXPORT_COLUMNS", "EXPORT_QUALIFIED", "FX_RATES_COLUMNS", "FX_RATES_QUALIFIED", "ISO_CURRENCIES",
+    "PAYMENT_COLUMNS", "PAYMENT_QUALIFIED",
     "ensure_export_table", "export_files", "export_specs_for_file", "load_export",
     "table_columns", "table_qualified",
 ]
@@ -100,9 +108,22 @@ PAYMENT_COLUMNS: dict[str, str] = {
     "method": "VARCHAR",
     "extra": "JSON",
 }
-_TABLE_COLUMNS: dict[str, dict[str, str]] = {EXPORT_TABLE: EXPORT_COLUMNS, PAYMENT_TABLE: PAYMENT_COLUMNS}
+FX_RATES_QUALIFIED = f"{EXPORT_SCHEMA}.{FX_RATES_TABLE}"
+#: quote_currency NULL = the home currency (dbt var home_currency). The rate keeps 10 decimals
+#: (the `rate` column type of the API configs), so 1.08125 or 0.0000393 are stored exactly.
+FX_RATES_COLUMNS: dict[str, str] = {
+    "export_source": "VARCHAR",
+    "rate_date": "DATE",
+    "currency": "VARCHAR",
+    "quote_currency": "VARCHAR",
+    "rate": DUCKDB_TYPES["rate"],
+    "extra": "JSON",
+}
+_TABLE_COLUMNS: dict[str, dict[str, str]] = {
+    EXPORT_TABLE: EXPORT_COLUMNS, PAYMENT_TABLE: PAYMENT_COLUMNS, FX_RATES_TABLE: FX_RATES_COLUMNS,
+}
 _ARROW_TYPES = {"VARCHAR": pa.string(), "DATE": pa.date32(), "DECIMAL(18,4)": pa.decimal128(18, 4),
-                "JSON": pa.string()}
+                DUCKDB_TYPES["rate"]: pa.decimal128(18, 10), "JSON": pa.string()}
 _STAGE_SCHEMAS = {
     table: pa.schema(
         [(name, _ARROW_TYPES[typ]) for name, typ in columns.items()]
@@ -118,6 +139,8 @@ _QUARANTINE_SCHEMA = pa.schema([
 
 _FOUR_PLACES = Decimal("0.0001")
 _MAX_AMOUNT = Decimal(10) ** 14  # DECIMAL(18,4)
+_TEN_PLACES = Decimal("0.0000000001")
+_MAX_RATE = Decimal(10) ** 8  # DECIMAL(18,10)
 _CURRENCY_SYMBOLS = "$€£¥₹₩₽₺₪₫₱฿₦₴₲₡₵"
 _DELIMITERS = [",", ";", "\t", "|"]
 _AS_OF = re.compile(r"\bas\s+of\s+(.+?)\s*$", re.IGNORECASE)
@@ -154,13 +177,14 @@ def table_columns(spec: ExportSpecBase) -> dict[str, str]:
 
 
 def table_qualified(spec: ExportSpecBase) -> str:
-    """`raw_exports.<table>` for a config (raw_invoices or raw_payments)."""
+    """`raw_exports.<table>` for a config (raw_invoices, raw_payments or raw_fx_rates)."""
     return f"{EXPORT_SCHEMA}.{spec.TABLE}"
 
 
 def ensure_export_table(conn: duckdb.DuckDBPyConnection) -> None:
-    """Create `raw_exports.raw_invoices`, `raw_exports.raw_payments` and the audit tables if they do
-    not exist yet (both export tables, so downstream models find them even before any file)."""
+    """Create `raw_exports.raw_invoices`, `raw_exports.raw_payments`, `raw_exports.raw_fx_rates` and
+    the audit tables if they do not exist yet (every export table, so downstream models find them
+    even before any file)."""
     conn.execute(f"CREATE SCHEMA IF NOT EXISTS {EXPORT_SCHEMA}")
     for table, columns in _TABLE_COLUMNS.items():
         cols = [f"{n} {t}" for n, t in columns.items()]
@@ -471,6 +495,35 @@ def _parse_amount(raw: Any, spec: ExportSpecBase, pattern: re.Pattern[str]) -> D
     return value.quantize(_FOUR_PLACES)
 
 
+def _parse_rate(raw: Any, spec: ExportSpecBase, pattern: re.Pattern[str]) -> Decimal | None:
+    """An exchange rate: a number > 0 written like an amount (`1.0812`, `1,0812` per config), kept
+    to 10 decimals (rounded half-even beyond that); no sign, brackets or currency symbol."""
+    if raw is None:
+        return None
+    if isinstance(raw, bool):
+        raise ValueError
+    if isinstance(raw, (int, float, Decimal)):
+        value = Decimal(str(raw))
+    else:
+        text = _text(raw).replace(" ", "")
+        if not text:
+            return None
+        if not pattern.fullmatch(text):
+            raise ValueError
+        if spec.thousands_separator:
+            text = text.replace(spec.thousands_separator, "")
+        try:
+            value = Decimal(text.replace(spec.decimal_separator, "."))
+        except InvalidOperation:
+            raise ValueError from None
+    if not value.is_finite() or value >= _MAX_RATE:
+        raise ValueError
+    value = value.quantize(_TEN_PLACES)
+    if value <= 0:
+        raise ValueError
+    return value
+
+
 # ---------------------------------------------------------------------------------------------
 # one file
 
@@ -499,14 +552,17 @@ def _parse_file(path: Path, spec: ExportSpecBase) -> _FileOutcome:
     keep_only = {f: {_norm(v) for v in values} for f, values in spec.keep_only.items()}
     amount_pattern = _amount_pattern(spec)
     amount_example = f"1{spec.thousands_separator}234{spec.decimal_separator}56"
+    rate_example = f"1{spec.decimal_separator}0812"
     date_example = _date_example(spec)
     id_field = spec.ID_FIELD
     id_idx = mapping[id_field]
     is_invoice = isinstance(spec, InvoiceExportSpec)
+    is_payment = isinstance(spec, PaymentExportSpec)
+    key_fields = spec.key_fields()
 
     out = _FileOutcome()
     section: str | None = None
-    seen: dict[str, tuple[str, int]] = {}  # record id -> (record hash, row number)
+    seen: dict[tuple, tuple[str, int]] = {}  # record key -> (record hash, row number)
     for number, cells in rows[header_pos + 1:]:
         texts = [_text(c) for c in cells]
         filled = [t for t in texts if t]
@@ -549,9 +605,12 @@ def _parse_file(path: Path, spec: ExportSpecBase) -> _FileOutcome:
                 elif fname in spec.AMOUNT_FIELDS:
                     expected = f"an amount like {amount_example}"
                     value = _parse_amount(raw, spec, amount_pattern)
-                elif fname == "currency":
+                elif fname in spec.RATE_FIELDS:
+                    expected = f"an exchange rate > 0 like {rate_example}"
+                    value = _parse_rate(raw, spec, amount_pattern)
+                elif fname in spec.CURRENCY_FIELDS:
                     expected = "a 3-letter ISO currency code like USD"
-                    value = shown.upper() or spec.currency
+                    value = shown.upper() or (spec.currency if fname == "currency" else None)
                     if value is not None and value not in ISO_CURRENCIES:
                         problems.append((header, expected, shown,
                                          f"{header}: unknown currency {shown!r}, expected {expected}"))
@@ -579,22 +638,25 @@ def _parse_file(path: Path, spec: ExportSpecBase) -> _FileOutcome:
         extra = {h: _text(cell(i)) or None for h, i in extra_idx.items()} or None
         content = [None if values.get(f) is None else str(values[f]) for f in spec.FIELDS]
         record_hash = hashlib.md5(json.dumps([content, extra], sort_keys=True).encode()).hexdigest()
-        record_id = values[id_field]
-        if record_id in seen:
-            first_hash, first_row = seen[record_id]
+        record_key = tuple(values.get(f) for f in key_fields)
+        record_id = " / ".join("" if v is None else str(v) for v in record_key)
+        if record_key in seen:
+            first_hash, first_row = seen[record_key]
             if first_hash == record_hash:
                 out.duplicates_in_file += 1
             else:
                 header = header_texts[id_idx]
+                what = "id" if len(key_fields) == 1 else " + ".join(key_fields)
                 out.quarantined.append(_quarantine_row(name, number, [(
-                    header, f"one row per {spec.RECORD} id", record_id,
-                    f"duplicate {spec.RECORD} id {record_id} with different content "
+                    header, f"one row per {spec.RECORD} {what}", record_id,
+                    f"duplicate {spec.RECORD} {what} {record_id} with different content "
                     f"(first seen at row {first_row})",
                 )], record))
             continue
-        seen[record_id] = (record_hash, number)
+        seen[record_key] = (record_hash, number)
         context = ({"report_as_of": as_of, "section": section} if is_invoice
-                   else {"pays_invoices_of": getattr(spec, "pays_invoices_of", None)})
+                   else {"pays_invoices_of": getattr(spec, "pays_invoices_of", None)} if is_payment
+                   else {})
         out.rows.append({
             **{f: values.get(f) for f in spec.FIELDS},
             "export_source": spec.source, **context,
@@ -648,14 +710,15 @@ def _load_file(
         stage = pa.Table.from_pylist(outcome.rows, schema=_STAGE_SCHEMAS[spec.TABLE])  # noqa: F841
         names = list(table_columns(spec))
         select = ", ".join(f"CAST(s.{n} AS JSON)" if n == "extra" else f"s.{n}" for n in names)
-        # A record already loaded with identical content (same source, id and hash, e.g. from an
+        # A record already loaded with identical content (same source, key and hash, e.g. from an
         # overlapping export) is the same fact: counted as a duplicate, not inserted again.
+        same_key = " AND ".join(f"t.{f} IS NOT DISTINCT FROM s.{f}" for f in spec.key_fields())
         row = conn.execute(
             f"""INSERT INTO {target}
                 SELECT {select}, s._source_file, s._source_row, s._record_hash, ?, ? FROM stage s
                 WHERE NOT EXISTS (
                     SELECT 1 FROM {target} t
-                    WHERE t.export_source = s.export_source AND t.{spec.ID_FIELD} = s.{spec.ID_FIELD}
+                    WHERE t.export_source = s.export_source AND {same_key}
                       AND t._record_hash = s._record_hash)""",
             [batch_id, loaded_at],
         ).fetchone()
@@ -679,7 +742,8 @@ def load_export(
     files: list[Path] | None = None,
 ) -> EntityLoadResult:
     """Load new and changed export files of one config into its table: `raw_exports.raw_invoices`
-    (invoice_export) or `raw_exports.raw_payments` (payment_export).
+    (invoice_export), `raw_exports.raw_payments` (payment_export) or `raw_exports.raw_fx_rates`
+    (fx_rates).
 
     `files` restricts the load to those files (e.g. one export given on the command line); by
     default every file matching the config's globs in its landing folder is considered."""

@@ -21,6 +21,7 @@ import dagster as dg
 from ar_pipeline.lib.connectors import API_SOURCES, is_configured
 from ar_pipeline.lib.ingest_config import (
     ExportSpecBase,
+    FxRatesSpec,
     IngestSpec,
     InvoiceExportSpec,
     PaymentExportSpec,
@@ -54,6 +55,7 @@ def landing_fingerprint(folder: Path, patterns: list[str] | None = None) -> tupl
 
 EXPORTS_KEY = dg.AssetKey(["exports", "raw_invoices"])
 PAYMENTS_KEY = dg.AssetKey(["exports", "raw_payments"])
+FX_RATES_KEY = dg.AssetKey(["exports", "raw_fx_rates"])
 
 
 def source_asset_selection(spec: IngestSpec) -> dg.AssetSelection:
@@ -62,6 +64,8 @@ def source_asset_selection(spec: IngestSpec) -> dg.AssetSelection:
         return dg.AssetSelection.assets(EXPORTS_KEY).downstream()
     if isinstance(spec, PaymentExportSpec):
         return dg.AssetSelection.assets(PAYMENTS_KEY).downstream()
+    if isinstance(spec, FxRatesSpec):
+        return dg.AssetSelection.assets(FX_RATES_KEY).downstream()
     keys = [dg.AssetKey([spec.source, e.table]) for e in spec.entities]
     if spec.source in API_SOURCES:
         keys.append(dg.AssetKey([spec.source, "api_pages"]))

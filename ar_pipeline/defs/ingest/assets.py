@@ -3,7 +3,8 @@
 API configs (`kind: api_json`) give one asset per entity, keyed `[source, table]`. All invoice-export
 configs (`kind: invoice_export`, hand-downloaded CSV/Excel reports) feed one shared table and one
 asset, `["exports", "raw_invoices"]`, built only when at least one such config exists; likewise all
-payment-export configs (`kind: payment_export`) feed `["exports", "raw_payments"]`.
+payment-export configs (`kind: payment_export`) feed `["exports", "raw_payments"]`, and all exchange-rate
+files (`kind: fx_rates`) feed `["exports", "raw_fx_rates"]`.
 
 Each asset loads new/changed landing files for its table (see `ar_pipeline.lib.ingest`) and carries
 two checks: a blocking reconciliation (every input record is loaded, a known duplicate, or
@@ -21,9 +22,11 @@ from ar_pipeline.lib.connectors import API_SOURCES
 from ar_pipeline.lib.ingest import AUDIT_SCHEMA, EntityLoadResult, landing_files, load_entity, qualified
 from ar_pipeline.lib.ingest_config import (
     EXPORT_TABLE,
+    FX_RATES_TABLE,
     PAYMENT_TABLE,
     EntitySpec,
     ExportSpecBase,
+    FxRatesSpec,
     InvoiceExportSpec,
     PaymentExportSpec,
     SourceSpec,
@@ -180,26 +183,34 @@ def build_ingest_asset(source: SourceSpec, entity: EntitySpec) -> dg.AssetsDefin
 
 EXPORTS_KEY = dg.AssetKey(["exports", EXPORT_TABLE])
 PAYMENTS_KEY = dg.AssetKey(["exports", PAYMENT_TABLE])
+FX_RATES_KEY = dg.AssetKey(["exports", FX_RATES_TABLE])
+_EXPORT_KEYS: dict[type, dg.AssetKey] = {
+    InvoiceExportSpec: EXPORTS_KEY, PaymentExportSpec: PAYMENTS_KEY, FxRatesSpec: FX_RATES_KEY,
+}
 
 
-def build_export_asset(specs: list[InvoiceExportSpec] | list[PaymentExportSpec]) -> dg.AssetsDefinition:
+def build_export_asset(
+    specs: list[InvoiceExportSpec] | list[PaymentExportSpec] | list[FxRatesSpec],
+) -> dg.AssetsDefinition:
     """One asset loading every export config of one kind into its shared table:
     invoice exports into `raw_exports.raw_invoices` (key EXPORTS_KEY), payment exports into
-    `raw_exports.raw_payments` (key PAYMENTS_KEY)."""
+    `raw_exports.raw_payments` (key PAYMENTS_KEY), exchange-rate files into
+    `raw_exports.raw_fx_rates` (key FX_RATES_KEY)."""
     specs = list(specs)
     kinds = {type(s) for s in specs}
     if len(kinds) != 1:
         names = sorted(k.__name__ for k in kinds)
         raise ValueError(f"build_export_asset needs export configs of one kind, got {names}")
     first = specs[0]
-    key = PAYMENTS_KEY if isinstance(first, PaymentExportSpec) else EXPORTS_KEY
+    key = _EXPORT_KEYS[type(first)]
     record, table = first.RECORD, table_qualified(first)
+    what = "Exchange-rate files" if isinstance(first, FxRatesSpec) else f"{record.capitalize()} exports"
 
     @dg.asset(
         key=key,
         group_name="ingest",
         kinds={"duckdb", "csv"},
-        description=f"{record.capitalize()} exports (CSV/Excel reports downloaded by hand) from "
+        description=f"{what} (CSV/Excel files downloaded by hand) from "
         + ", ".join(s.source for s in specs) + ", in one table keyed by export_source.",
         pool="duckdb",
         retry_policy=dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL),
@@ -215,7 +226,8 @@ def build_export_asset(specs: list[InvoiceExportSpec] | list[PaymentExportSpec])
         landing_dir = landing.landing_path()
         files = {s.source: [str(p) for p in export_files(landing_dir, s)] for s in specs}
         if not any(files.values()):
-            context.log.info(f"No {record} export files under {landing_dir / 'exports'}; nothing to load.")
+            folders = ", ".join(sorted({str(landing_dir / s.landing_subdir) for s in specs}))
+            context.log.info(f"No {record} files under {folders}; nothing to load.")
         results: list[EntityLoadResult] = []
         with duckdb.get_connection() as conn:
             for spec in specs:
@@ -255,11 +267,13 @@ def defs() -> dg.Definitions:
     api = [s for s in specs if isinstance(s, SourceSpec)]
     exports = [s for s in specs if isinstance(s, InvoiceExportSpec)]
     payments = [s for s in specs if isinstance(s, PaymentExportSpec)]
+    fx_rates = [s for s in specs if isinstance(s, FxRatesSpec)]
     return dg.Definitions(
         assets=[
             *(build_api_sync_asset(s.source) for s in api if s.source in API_SOURCES),
             *(build_ingest_asset(s, e) for s in api for e in s.entities),
             *([build_export_asset(exports)] if exports else []),
             *([build_export_asset(payments)] if payments else []),
+            *([build_export_asset(fx_rates)] if fx_rates else []),
         ],
     )

@@ -1,8 +1,9 @@
 """Deterministic demo-data simulator for ar-pipeline.
 
 Writes QuickBooks Online query pages and Stripe list pages into the landing zone (the shapes the
-ingest configs in ``ingest_configs/`` read) plus ground-truth parquet files in
-``<landing>/_ground_truth/`` for tests.
+ingest configs in ``ingest_configs/`` read), the daily exchange rates a finance team would download
+from its bank (``<landing>/reference/fx_rates/``, read by ``ingest_configs/fx_rates.yaml``), plus
+ground-truth parquet files in ``<landing>/_ground_truth/`` for tests.
 
     from ar_pipeline.lib.generator import GeneratorConfig, GenerationSummary, generate
     summary = generate(GeneratorConfig(landing_dir=Path("data/landing"), seed=42))
@@ -15,12 +16,16 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import polars as pl
+
 from . import quickbooks, stripe, truth
 from .config import GenerationSummary, GeneratorConfig
-from .jsonfmt import PageWriter
-from .simulate import EPOCH, Sim, simulate
+from .jsonfmt import PageWriter, date_s, rate6
+from .simulate import CURRENCIES, EPOCH, Sim, fx_published, simulate
 
 __all__ = [
+    "FX_RATES_DIRNAME",
+    "FX_RATES_FILE",
     "QBO_ENTITIES",
     "STRIPE_ENTITIES",
     "TRUTH_DIRNAME",
@@ -32,6 +37,9 @@ __all__ = [
 QBO_PAGE = 1000
 STRIPE_PAGE = 100
 TRUTH_DIRNAME = "_ground_truth"
+#: Folder (under the landing dir) and name of the generated rates file (see ingest_configs/fx_rates.yaml).
+FX_RATES_DIRNAME = "reference/fx_rates"
+FX_RATES_FILE = "daily_rates.csv"
 # folder -> QBO entity name
 QBO_ENTITIES = {
     "customer": "Customer",
@@ -63,6 +71,31 @@ def _qbo_time(sim: Sim) -> str:
     t = datetime(d.year, d.month, d.day, 23, 58, 0, tzinfo=ZoneInfo("America/Los_Angeles"))
     s = t.isoformat(timespec="milliseconds")
     return s
+
+
+def write_fx_rates(sim: Sim, folder: Path) -> tuple[int, int]:
+    """The simulated daily rates as a bank's rates file: `date,currency,quote_currency,rate`, one
+    row per published day (weekdays) and foreign currency, in USD (the home currency) with 6
+    decimals: exactly the rates QuickBooks documents carry. Returns (rows, bytes)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    days = fx_published(sim.start_day, sim.fx.shape[1])
+    frames = [
+        pl.DataFrame({
+            "day": days,
+            "currency": [str(CURRENCIES[c])] * len(days),
+            "rate": sim.fx[c, days - sim.start_day],
+        })
+        for c in range(1, len(CURRENCIES))
+    ]
+    rates = pl.concat(frames).sort("day", "currency").select(
+        date_s(pl.col("day")).alias("date"),
+        "currency",
+        pl.lit("USD").alias("quote_currency"),
+        rate6(pl.col("rate")).alias("rate"),
+    )
+    path = folder / FX_RATES_FILE
+    rates.write_csv(path)
+    return rates.height, path.stat().st_size
 
 
 def generate(cfg: GeneratorConfig) -> GenerationSummary:
@@ -167,6 +200,10 @@ def generate(cfg: GeneratorConfig) -> GenerationSummary:
 
         if progress:
             progress.update(task, description="ground truth")
+        fx_rows, fx_bytes = write_fx_rates(sim, landing / FX_RATES_DIRNAME)
+        summary.records[("reference", "fx_rates")] = fx_rows
+        summary.files[("reference", "fx_rates")] = 1
+        writer.bytes += fx_bytes
         tables = truth.build(sim, qbo_ids, s_keep)
         del sim, qbo_ids, s_keep
         summary.bytes_written = writer.bytes + truth.write(tables, tdir)

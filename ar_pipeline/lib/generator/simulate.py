@@ -96,6 +96,22 @@ class Sim:
         return self.fx[cur, di]
 
 
+def fx_published(start_day: int, n_days: int) -> np.ndarray:
+    """Day numbers a reference rate is published for: weekdays (banks and the ECB publish none at
+    weekends), plus the first day of the history so every day has a rate on or before it."""
+    days = np.arange(start_day, start_day + n_days, dtype=np.int64)
+    return days[(weekday(days) < 5) | (days == start_day)]
+
+
+def _hold_over_weekends(fx: np.ndarray, start_day: int) -> np.ndarray:
+    """A weekend day's rate is the last published (Friday's) rate, as in QuickBooks' daily rates
+    and in a bank's rates file, so the rates file gives every document its own rate."""
+    n_days = fx.shape[1]
+    published = fx_published(start_day, n_days) - start_day
+    last = published[np.searchsorted(published, np.arange(n_days), side="right") - 1]
+    return fx[:, last]
+
+
 def _fx_table(rng: np.random.Generator, n_days: int) -> np.ndarray:
     out = np.empty((4, n_days), dtype=np.int64)
     out[0] = 1_000_000
@@ -301,6 +317,11 @@ def _make_customers(rng: np.random.Generator, cfg: GeneratorConfig, start: int, 
     cur[q & (region == 1) & (u < 0.75)] = 1
     cur[q & (region == 2) & (u < 0.80)] = 2
     cur[q & (country == "CA") & (u < 0.80)] = 3
+    # Some Stripe customers bill in EUR/GBP too: Stripe carries no exchange rate, so their home
+    # amounts come from the daily rates file (reference/fx_rates/), the same `fx` table QBO uses.
+    st = source == STRIPE
+    cur[st & (region == 1) & (u < 0.50)] = 1
+    cur[st & (region == 2) & (u < 0.50)] = 2
 
     terms = np.empty(n, dtype=np.int64)
     for s, (opts, ps) in enumerate(
@@ -444,7 +465,7 @@ def simulate(cfg: GeneratorConfig) -> Sim:
     start = end - n_days + 1
     days = np.arange(start, end + 1, dtype=np.int64)
 
-    fx = _fx_table(rng, n_days)
+    fx = _hold_over_weekends(_fx_table(rng, n_days), start)
     C = _make_customers(rng, cfg, start, end)
     C["linked_cust"] = _link_customers(C, cfg)
     nc = cfg.customers

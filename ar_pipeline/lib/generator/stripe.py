@@ -9,7 +9,7 @@ import numpy as np
 import polars as pl
 
 from .jsonfmt import L, b, frag, obj, q, qn, s, sn, stripe_ids
-from .simulate import STRIPE, Sim
+from .simulate import CURRENCIES, STRIPE, Sim
 
 ITEMS = [
     "Platform subscription",
@@ -55,6 +55,10 @@ def build(sim: Sim) -> StripeOut:
         prefix=pl.Series(prefixes, dtype=pl.String),
         created_ts=pl.Series(_ts(rng, cu["created"].to_numpy(), 8, 20)),
         cm=pl.when(pl.col("auto")).then(L("charge_automatically")).otherwise(L("send_invoice")),
+        # Stripe writes currencies in lower case
+        cur=pl.col("currency").replace_strict(
+            {i: c.lower() for i, c in enumerate(CURRENCIES)}, return_dtype=pl.String
+        ),
     )
     cmap = cu.select(
         "cust",
@@ -68,6 +72,7 @@ def build(sim: Sim) -> StripeOut:
         "postal",
         "street",
         "terms",
+        "cur",
     )
 
     # ------------------------------------------------------------- invoices (finalized + drafts)
@@ -109,7 +114,8 @@ def build(sim: Sim) -> StripeOut:
     # invoice payments / charges
     ap = sim.applications.join(
         iv.select(
-            "inv", "cust", "cus_id", "number", "auto", "name", "email", "country", "city", "postal"
+            "inv", "cust", "cus_id", "number", "auto", "name", "email", "country", "city", "postal",
+            "cur",
         ),
         on="inv",
         how="inner",
@@ -133,7 +139,7 @@ def build(sim: Sim) -> StripeOut:
 
     # refunds (+ post-payment credit notes) and disputes
     rf = sim.refunds.join(
-        ap.select("part", "inv", "cust", "cus_id", "ch_id", "pi_id", "number"),
+        ap.select("part", "inv", "cust", "cus_id", "ch_id", "pi_id", "number", "cur"),
         on="part",
         how="inner",
         maintain_order="left",
@@ -151,7 +157,7 @@ def build(sim: Sim) -> StripeOut:
         maintain_order="left",
     ).with_columns(pl.col("refunded_amt").fill_null(0))
     dp = sim.disputes.join(
-        ap.select("part", "ch_id", "pi_id"), on="part", how="inner", maintain_order="left"
+        ap.select("part", "ch_id", "pi_id", "cur"), on="part", how="inner", maintain_order="left"
     ).sort("day", "part")
     ndp = dp.height
     dp = dp.with_columns(
@@ -232,6 +238,7 @@ def build(sim: Sim) -> StripeOut:
         "voided_at",
         "unc_at",
         "draft",
+        "cur",
     ]
     allinv = pl.concat([iv.select(icols), dr.select(icols)], how="vertical_relaxed")
     allinv = allinv.with_columns(
@@ -276,7 +283,7 @@ def build(sim: Sim) -> StripeOut:
             ("id", q(pl.col("il_id"))),
             ("object", '"line_item"'),
             ("amount", s(pl.col("amount"))),
-            ("currency", '"usd"'),
+            ("currency", q(pl.col("cur"))),
             ("description", q(pl.col("desc"))),
             ("discount_amounts", "[]"),
             ("discountable", "true"),
@@ -330,7 +337,7 @@ def build(sim: Sim) -> StripeOut:
     def invoice_prepare(part: pl.DataFrame) -> pl.DataFrame:
         """Render the invoice lines (``lines_j``) for one slice of invoices only."""
         lnc = ln.join(
-            part.select("inv", "in_id", "created_ts"), on="inv", how="inner", maintain_order="left"
+            part.select("inv", "in_id", "created_ts", "cur"), on="inv", how="inner", maintain_order="left"
         )
         gl = lnc["g"].to_numpy()
         lnc = lnc.with_columns(
@@ -382,7 +389,7 @@ def build(sim: Sim) -> StripeOut:
             ("billing_reason", '"manual"'),
             ("collection_method", q(pl.col("cm"))),
             ("created", s(pl.col("created_ts"))),
-            ("currency", '"usd"'),
+            ("currency", q(pl.col("cur"))),
             ("customer", q(pl.col("cus_id"))),
             ("customer_address", addr),
             ("customer_email", q(pl.col("email"))),
@@ -440,7 +447,7 @@ def build(sim: Sim) -> StripeOut:
             ("amount_paid", s(pl.col("amount"))),
             ("amount_requested", s(pl.col("amount"))),
             ("created", s(pl.col("paid_ts"))),
-            ("currency", '"usd"'),
+            ("currency", q(pl.col("cur"))),
             ("invoice", q(pl.col("in_id"))),
             ("is_default", b(pl.col("n_inv_parts") == 1)),
             ("livemode", "false"),
@@ -511,7 +518,7 @@ def build(sim: Sim) -> StripeOut:
             ),
             ("captured", "true"),
             ("created", s(pl.col("paid_ts"))),
-            ("currency", '"usd"'),
+            ("currency", q(pl.col("cur"))),
             ("customer", q(pl.col("cus_id"))),
             ("description", frag(['"Payment for Invoice ', pl.col("number"), '"'])),
             ("disputed", b(pl.col("disputed"))),
@@ -542,7 +549,7 @@ def build(sim: Sim) -> StripeOut:
             ("balance_transaction", q(pl.col("txn_id"))),
             ("charge", q(pl.col("ch_id"))),
             ("created", s(pl.col("created_ts"))),
-            ("currency", '"usd"'),
+            ("currency", q(pl.col("cur"))),
             ("metadata", "{}"),
             ("payment_intent", q(pl.col("pi_id"))),
             ("reason", '"requested_by_customer"'),
@@ -558,7 +565,7 @@ def build(sim: Sim) -> StripeOut:
             ("balance_transactions", "[]"),
             ("charge", q(pl.col("ch_id"))),
             ("created", s(pl.col("created_ts"))),
-            ("currency", '"usd"'),
+            ("currency", q(pl.col("cur"))),
             (
                 "evidence_details",
                 frag(
@@ -587,6 +594,7 @@ def build(sim: Sim) -> StripeOut:
         "inv",
         "cus_id",
         "number",
+        "cur",
         pl.col("credit_amount").alias("amount"),
         pl.col("cn_ts").alias("created_ts"),
         L("pre_payment").alias("type"),
@@ -597,6 +605,7 @@ def build(sim: Sim) -> StripeOut:
         "inv",
         "cus_id",
         "number",
+        "cur",
         "amount",
         "created_ts",
         L("post_payment").alias("type"),
@@ -618,7 +627,7 @@ def build(sim: Sim) -> StripeOut:
             ("amount", s(pl.col("amount"))),
             ("amount_shipping", "0"),
             ("created", s(pl.col("created_ts"))),
-            ("currency", '"usd"'),
+            ("currency", q(pl.col("cur"))),
             ("customer", q(pl.col("cus_id"))),
             ("customer_balance_transaction", "null"),
             ("discount_amount", "0"),
@@ -710,7 +719,7 @@ def build(sim: Sim) -> StripeOut:
             ("address", addr),
             ("balance", "0"),
             ("created", s(pl.col("created_ts"))),
-            ("currency", '"usd"'),
+            ("currency", q(pl.col("cur"))),
             ("default_source", "null"),
             ("delinquent", b(pl.col("delinquent"))),
             ("description", "null"),

@@ -11,6 +11,8 @@
 --   * Stripe API versions before 2025-03-31 have no invoice payments: a succeeded charge that names
 --     its invoice pays it ('payment', dated at the charge), for invoices without invoice payments.
 -- Zero amounts (e.g. lines of voided QBO payments) are dropped. No as-of filter here.
+-- exchange_rate: the QuickBooks payment's rate, 1 in the home currency, else the fx_rates table's
+-- rate for the applied date (macro fx_rate_columns).
 
 with
 
@@ -253,8 +255,9 @@ final as (
         application_type,
         {{ to_money('amount') }} as amount,
         currency,
-        {{ to_rate('exchange_rate') }} as exchange_rate
+        {{ fx_rate_columns('unioned.exchange_rate', 'unioned.currency', 'unioned.applied_date') }}
     from unioned
+    {{ fx_rate_join('unioned.exchange_rate', 'unioned.currency', 'unioned.applied_date') }}
 
 )
 

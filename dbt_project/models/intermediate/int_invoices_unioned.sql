@@ -4,6 +4,9 @@
 -- Stripe total_amount is the amount billed through receivables before credit notes:
 -- amount_due + pre_payment_amount of the issued credit notes (Stripe already nets those out of
 -- amount_due; int_invoice_applications_unioned brings them back as 'credit_note' applications).
+--
+-- exchange_rate: QuickBooks' rate, 1 in the home currency, else the fx_rates table's rate for the
+-- invoice date (macro fx_rate_columns); exchange_rate_date / exchange_rate_source say which.
 
 with
 
@@ -149,7 +152,7 @@ final as (
         invoice_date,
         due_date,
         currency,
-        {{ to_rate('exchange_rate') }} as exchange_rate,
+        {{ fx_rate_columns('unioned.exchange_rate', 'unioned.currency', 'unioned.invoice_date') }},
         {{ to_money('total_amount') }} as total_amount,
         is_void,
         voided_date,
@@ -157,6 +160,7 @@ final as (
         {{ to_money('source_open_amount') }} as source_open_amount,
         source_status
     from unioned
+    {{ fx_rate_join('unioned.exchange_rate', 'unioned.currency', 'unioned.invoice_date') }}
 
 )
 

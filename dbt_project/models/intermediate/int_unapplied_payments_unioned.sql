@@ -1,6 +1,8 @@
 -- One row per payment that left cash unapplied to any invoice: QBO Payment.UnappliedAmt > 0, and
 -- payment-export rows (e.g. Stripe unified payments) that name no invoice, or one that is not
 -- loaded. Stripe API overpayments become customer balance and are not in the ingested tables.
+-- exchange_rate: the QuickBooks payment's rate, 1 in the home currency, else the fx_rates table's
+-- rate for the payment date (macro fx_rate_columns).
 
 with
 
@@ -50,8 +52,24 @@ export_payments as (
         and payments.amount <> 0
         and invoices.invoice_key is null
 
+),
+
+unioned as (
+
+    select * from quickbooks
+    union all
+    select * from export_payments
+
 )
 
-select * from quickbooks
-union all
-select * from export_payments
+select
+    unioned.unapplied_key,
+    unioned.source,
+    unioned.source_payment_id,
+    unioned.customer_id,
+    unioned.payment_date,
+    unioned.amount,
+    unioned.currency,
+    {{ fx_rate_columns('unioned.exchange_rate', 'unioned.currency', 'unioned.payment_date') }}
+from unioned
+{{ fx_rate_join('unioned.exchange_rate', 'unioned.currency', 'unioned.payment_date') }}

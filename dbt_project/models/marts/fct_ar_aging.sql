@@ -53,6 +53,8 @@ final as (
         cast(currency as {{ dbt.type_string() }}) as currency,
         {{ to_money('open_amount') }} as open_amount,
         {{ to_rate('exchange_rate') }} as exchange_rate,
+        exchange_rate_date,
+        cast(exchange_rate_source as {{ dbt.type_string() }}) as exchange_rate_source,
         cast({{ ar_home_currency() }} as {{ dbt.type_string() }}) as home_currency,
         {{ to_money('home_open_amount') }} as home_open_amount
     from aged

@@ -122,6 +122,8 @@ final as (
         cast(candidates.currency as {{ dbt.type_string() }}) as currency,
         {{ to_money('open_amounts.open_amount') }} as open_amount,
         {{ to_rate('candidates.exchange_rate') }} as exchange_rate,
+        candidates.exchange_rate_date,
+        cast(candidates.exchange_rate_source as {{ dbt.type_string() }}) as exchange_rate_source,
         {{ to_home_amount('open_amounts.open_amount', 'candidates.exchange_rate') }} as home_open_amount
     from open_amounts
     inner join candidates

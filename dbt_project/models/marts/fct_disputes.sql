@@ -50,7 +50,7 @@ final as (
         end as {{ dbt.type_string() }}) as outcome,
         cast(disputes.currency as {{ dbt.type_string() }}) as currency,
         {{ to_money('disputes.amount') }} as amount,
-        {{ to_home_amount('disputes.amount', 'case when disputes.currency = ' ~ ar_home_currency() ~ ' then 1 end') }}
+        {{ to_home_amount('disputes.amount', 'coalesce(case when disputes.currency = ' ~ ar_home_currency() ~ ' then 1 end, fx.fx_exchange_rate)') }}
             as home_amount,
         disputes.created_date as opened_date,
         cast(disputes.evidence_due_at as date) as evidence_due_date,
@@ -61,6 +61,7 @@ final as (
         on disputes.charge_id = charges.charge_id
     left join charge_invoices
         on disputes.charge_id = charge_invoices.charge_id
+    {{ fx_rate_join('case when disputes.currency = ' ~ ar_home_currency() ~ ' then 1 end', 'disputes.currency', 'disputes.created_date') }}
 
 )
 

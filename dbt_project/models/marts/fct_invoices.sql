@@ -97,6 +97,8 @@ final as (
         due_date,
         cast(currency as {{ dbt.type_string() }}) as currency,
         {{ to_rate('exchange_rate') }} as exchange_rate,
+        exchange_rate_date,
+        cast(exchange_rate_source as {{ dbt.type_string() }}) as exchange_rate_source,
         {{ to_money('total_amount') }} as total_amount,
         {{ to_money('applied_amount') }} as applied_amount,
         {{ to_money('open_amount') }} as open_amount,

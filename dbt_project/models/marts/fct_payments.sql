@@ -31,7 +31,9 @@ unioned as (
         application_type,
         amount,
         currency,
-        exchange_rate
+        exchange_rate,
+        exchange_rate_date,
+        exchange_rate_source
     from applications
 
     union all
@@ -46,7 +48,9 @@ unioned as (
         'unapplied' as application_type,
         amount,
         currency,
-        exchange_rate
+        exchange_rate,
+        exchange_rate_date,
+        exchange_rate_source
     from unapplied
 
 ),
@@ -63,6 +67,9 @@ final as (
         cast(application_type as {{ dbt.type_string() }}) as application_type,
         {{ to_money('amount') }} as amount,
         cast(currency as {{ dbt.type_string() }}) as currency,
+        {{ to_rate('exchange_rate') }} as exchange_rate,
+        exchange_rate_date,
+        cast(exchange_rate_source as {{ dbt.type_string() }}) as exchange_rate_source,
         {{ to_home_amount('amount', 'exchange_rate') }} as home_amount
     from unioned
 
