@@ -351,5 +351,25 @@ def summary(top: int) -> None:
     print_summary(paths.duckdb, top=top)
 
 
+@main.command()
+@click.option("--check", is_flag=True, help="Exit with an error if README.md's data dictionary is stale.")
+def docs(check: bool) -> None:
+    """Regenerate README.md's data dictionary from the dbt model YAML (the column descriptions)."""
+    from ar_pipeline.lib.data_dictionary import README, mart_tables, readme_with_dictionary, render
+
+    current = README.read_text()
+    try:
+        updated = readme_with_dictionary(current, render(mart_tables()))
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    if check:
+        if updated != current:
+            raise click.ClickException("README.md's data dictionary is stale: run `ar-pipeline docs`.")
+        click.echo("README.md's data dictionary is up to date.")
+        return
+    README.write_text(updated)
+    click.echo(f"Wrote the data dictionary to {README}")
+
+
 if __name__ == "__main__":
     main()
