@@ -352,6 +352,23 @@ def summary(top: int) -> None:
 
 
 @main.command()
+@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Where to write the HTML (default: <AR_PUBLISH_DIR>/ar_dashboard.html).")
+def report(out: Path | None) -> None:
+    """Write the AR dashboard (self-contained HTML, opens offline) from the published copy."""
+    from ar_pipeline.lib.dashboard import load_targets, write_dashboard
+    from ar_pipeline.lib.publish import PUBLISHED_DB_NAME
+
+    paths = Paths.from_env()
+    try:
+        path = write_dashboard(paths.publish_dir / PUBLISHED_DB_NAME, out or paths.publish_dir / "ar_dashboard.html",
+                               load_targets())
+    except (FileNotFoundError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"Wrote the dashboard to {path}")
+
+
+@main.command()
 @click.option("--check", is_flag=True, help="Exit with an error if README.md's data dictionary is stale.")
 def docs(check: bool) -> None:
     """Regenerate README.md's data dictionary from the dbt model YAML (the column descriptions)."""

@@ -49,7 +49,9 @@ def test_graph_is_one_connected_lineage(definitions: dg.Definitions) -> None:
     assert {dg.AssetKey(["marts", t]) for t in ("fct_ar_aging", "fct_invoices", "dim_customers",
                                                 "fct_payments")} <= models
     published = dg.AssetKey(["published", "ar_tables"])
-    assert ingest | api_pages | models | {published} == keys
+    dashboard = dg.AssetKey(["published", "ar_dashboard"])
+    assert ingest | api_pages | models | {published, dashboard} == keys
+    assert graph.get(dashboard).parent_keys == {published}
     # the BI copy is built after every mart, so a failed mart or check stops it
     assert {k for k in models if k.path[0] == "marts"} <= graph.get(published).parent_keys
     assert all(api_pages & graph.get(k).parent_keys for k in ingest - exports)  # each raw table waits for its API sync

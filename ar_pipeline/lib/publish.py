@@ -11,7 +11,7 @@ published schemas are copied to
   temporary name and renamed into place (files of tables that no longer exist are removed).
 
 A table `published.publish_info` in the DuckDB copy says when it was published, as of which date,
-and how many rows each table has.
+when the newest source file was loaded (the data's freshness), and how many rows each table has.
 """
 
 from __future__ import annotations
@@ -67,6 +67,15 @@ def _as_of_date(conn: duckdb.DuckDBPyConnection, tables: list[tuple[str, str]]) 
     return conn.execute("SELECT max(as_of_date) FROM marts.fct_invoices").fetchall()[0][0]
 
 
+def _data_loaded_at(conn: duckdb.DuckDBPyConnection) -> datetime | None:
+    """When the newest source file was loaded (the data's freshness), if the audit table exists."""
+    exists = conn.execute(
+        """SELECT count(*) FROM information_schema.tables WHERE table_catalog = current_database()
+           AND table_schema = 'ingest_audit' AND table_name = 'file_loads'"""
+    ).fetchall()[0][0]
+    return conn.execute("SELECT max(loaded_at) FROM ingest_audit.file_loads").fetchall()[0][0] if exists else None
+
+
 def publish_tables(conn: duckdb.DuckDBPyConnection, publish_dir: Path,
             schemas: tuple[str, ...] = PUBLISHED_SCHEMAS) -> PublishResult:
     """Copy the published schemas of `conn`'s database to `publish_dir` (see the module docstring)."""
@@ -94,9 +103,10 @@ def publish_tables(conn: duckdb.DuckDBPyConnection, publish_dir: Path,
             conn.execute(
                 f"""CREATE TABLE {alias}.published.publish_info AS
                     SELECT CAST(? AS TIMESTAMP) AS published_at, CAST(? AS DATE) AS as_of_date,
+                           CAST(? AS TIMESTAMPTZ) AS data_loaded_at,
                            unnest(?) AS table_name, unnest(?) AS row_count""",
-                [published_at.replace(tzinfo=None), as_of, [f"{t.schema}.{t.table}" for t in published],
-                 [t.rows for t in published]],
+                [published_at.replace(tzinfo=None), as_of, _data_loaded_at(conn),
+                 [f"{t.schema}.{t.table}" for t in published], [t.rows for t in published]],
             )
         finally:
             conn.execute(f"DETACH {alias}")

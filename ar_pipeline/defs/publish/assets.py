@@ -12,9 +12,11 @@ from dagster_duckdb import DuckDBResource
 
 from ar_pipeline.defs.resources import PublishResource
 from ar_pipeline.defs.transform.assets import build_ar_dbt_assets
-from ar_pipeline.lib.publish import PUBLISHED_SCHEMAS, publish_tables
+from ar_pipeline.lib.publish import PUBLISHED_DB_NAME, PUBLISHED_SCHEMAS, publish_tables
 
 PUBLISHED_KEY = dg.AssetKey(["published", "ar_tables"])
+DASHBOARD_KEY = dg.AssetKey(["published", "ar_dashboard"])
+DASHBOARD_FILE = "ar_dashboard.html"
 
 
 def published_upstream_keys() -> list[dg.AssetKey]:
@@ -57,6 +59,22 @@ def build_published_asset() -> dg.AssetsDefinition:
     return published_ar_tables
 
 
+@dg.asset(
+    key=DASHBOARD_KEY,
+    deps=[PUBLISHED_KEY],
+    group_name="published",
+    description="Self-contained HTML AR dashboard (<AR_PUBLISH_DIR>/ar_dashboard.html, opens offline) "
+    "rendered from the published copy; targets in ingest_configs/dashboard/targets.yaml.",
+)
+def published_ar_dashboard(context: dg.AssetExecutionContext, publish: PublishResource) -> dg.MaterializeResult:
+    from ar_pipeline.lib.dashboard import load_targets, write_dashboard
+
+    out = write_dashboard(publish.path() / PUBLISHED_DB_NAME, publish.path() / DASHBOARD_FILE, load_targets())
+    context.log.info(f"Wrote the dashboard to {out}")
+    return dg.MaterializeResult(metadata={"path": dg.MetadataValue.path(str(out)),
+                                          "size_kb": round(out.stat().st_size / 1024)})
+
+
 @dg.definitions
 def defs() -> dg.Definitions:
-    return dg.Definitions(assets=[build_published_asset()])
+    return dg.Definitions(assets=[build_published_asset(), published_ar_dashboard])
