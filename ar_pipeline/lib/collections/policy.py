@@ -82,8 +82,8 @@ class Escalation(_Strict):
     days_past_due: int | None = Field(default=None, ge=1, description="Escalate when an invoice is this late.")
     unanswered_reminders: int | None = Field(
         default=2, ge=1,
-        description="Escalate after this many reminders in a row with no response (payment, promise, hold, "
-        "dispute or a logged call) since the first of them.",
+        description="Escalate after this many overdue reminders (courtesy ones do not count) with no response "
+        "(a payment, a note such as a promise or hold, or a dispute) since the first of them.",
     )
     broken_promise: bool = Field(default=True, description="Escalate when a promise to pay was not kept.")
     broken_promise_lookback_days: int = Field(

@@ -364,7 +364,9 @@ def build_queue(inputs: QueueInputs, policy: CollectionsPolicy, as_of: date) -> 
                 responses += [d for d in disputes_by.get((customer_id,), empty(DISPUTE_SCHEMA))["opened_date"]
                               .drop_nulls().to_list() if d <= as_of]
                 last_response = max(responses, default=None)
-                unanswered = [c for c in sequence if last_response is None or c.as_of_date > last_response]
+                # courtesy reminders (before the due date) ask for nothing yet: they do not count
+                unanswered = [c for c in sequence if levels[c.level_index].days > 0
+                              and (last_response is None or c.as_of_date > last_response)]
                 if len(unanswered) >= esc.unanswered_reminders:
                     reasons.append(f"no response after {len(unanswered)} reminders")
             if esc.broken_promise:
