@@ -388,5 +388,253 @@ def docs(check: bool) -> None:
     click.echo(f"Wrote the data dictionary to {README}")
 
 
+# --------------------------------------------------------------------------------------------------
+# collections worklist (README "Collections worklist")
+
+
+@main.group()
+def reminders() -> None:
+    """The collections worklist: build, export and send reminders; record promises and holds.
+
+    The queue (analytics.reminder_queue) is built by `ar-pipeline run` as of the marts' date, or
+    rebuilt by `reminders build` after recording promises or holds.
+    """
+
+
+def _warehouse():
+    import duckdb
+
+    from ar_pipeline.lib.settings import duckdb_memory_limit
+
+    paths = Paths.from_env()
+    if not paths.duckdb.exists():
+        raise click.ClickException(f"{paths.duckdb} does not exist: run `ar-pipeline run` first.")
+    return duckdb.connect(str(paths.duckdb), config={"memory_limit": duckdb_memory_limit()})
+
+
+def _policy():
+    from ar_pipeline.lib.collections.policy import PolicyError, find_policy, load_policy
+
+    folder = Paths.from_env().ingest_config_dir
+    try:
+        path = find_policy(folder)
+        if path is None:
+            raise click.ClickException(f"no kind: collections_policy file in {folder}")
+        return load_policy(path), path
+    except PolicyError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _date_option(value: str | None, hint: str) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date in the form YYYY-MM-DD", param_hint=hint) from None
+
+
+def _today() -> date:
+    from ar_pipeline.lib.dbt_args import today_in
+
+    return today_in(os.environ.get("AR_TIMEZONE", "UTC"))
+
+
+@reminders.command("build")
+def reminders_build() -> None:
+    """Rebuild analytics.reminder_queue from the marts (as of their date), the log and the notes."""
+    from ar_pipeline.lib.collections.warehouse import build_and_store
+
+    policy, path = _policy()
+    with _warehouse() as conn:
+        try:
+            result = build_and_store(conn, policy, path)
+        except RuntimeError as exc:
+            raise click.ClickException(str(exc)) from None
+    _print_queue(result.queue)
+    click.echo(f"{result.skipped.height} customers skipped (see analytics.reminder_queue_skipped)")
+
+
+def _print_queue(queue, top: int = 25) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    as_of = queue["as_of_date"][0] if queue.height else "-"
+    table = Table(title=f"Reminder queue as of {as_of} ({queue.height} reminders)")
+    for col in ("#", "customer", "level", "channel", "tone", "assigned to", "invoices", "open (home)",
+                "money at risk", "send"):
+        table.add_column(col, justify="right" if col in ("#", "invoices", "open (home)", "money at risk") else "left")
+    for r in queue.head(top).iter_rows(named=True):
+        level = r["level"] + (" (escalated)" if r["escalated"] else "")
+        table.add_row(str(r["priority_rank"]), r["customer_name"], level, r["channel"], r["tone"],
+                      r["assigned_to"] or "", str(r["invoice_count"]), f"{r['open_amount_home']:,.2f}",
+                      f"{r['money_at_risk']:,.2f}", f"{r['recommended_send_date']} {r['recommended_send_hour']:02d}:00")
+    Console().print(table)
+
+
+@reminders.command("show")
+@click.option("--top", default=25, show_default=True, help="How many reminders to list.")
+def reminders_show(top: int) -> None:
+    """Print the current queue in priority order."""
+    from ar_pipeline.lib.collections.warehouse import read_queue
+
+    with _warehouse() as conn:
+        try:
+            queue = read_queue(conn)
+        except RuntimeError as exc:
+            raise click.ClickException(str(exc)) from None
+    _print_queue(queue, top)
+
+
+@reminders.command("export")
+@click.option("--format", "fmt", type=click.Choice(["csv", "xlsx"]), default=None,
+              help="File format (default: from the file name).")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+def reminders_export(fmt: str | None, path: Path) -> None:
+    """Write the queue for the collectors to PATH (CSV or Excel), safe against formula injection."""
+    from ar_pipeline.lib.collections.render import export_queue
+    from ar_pipeline.lib.collections.warehouse import read_queue
+
+    fmt = fmt or ("xlsx" if path.suffix.lower() == ".xlsx" else "csv")
+    with _warehouse() as conn:
+        try:
+            queue = read_queue(conn)
+        except RuntimeError as exc:
+            raise click.ClickException(str(exc)) from None
+    rows = export_queue(queue, path, fmt)  # type: ignore[arg-type]
+    click.echo(f"Wrote {rows} reminders to {path}")
+
+
+@reminders.command("send")
+@click.option("--dry-run/--send", "dry_run", default=True, show_default=True,
+              help="--dry-run (default) prints what would be sent; --send delivers and logs.")
+def reminders_send(dry_run: bool) -> None:
+    """Deliver the queue's reminders: e-mail by SMTP (or the webhook), call tasks and letters to the
+    webhook. Each reminder is delivered at most once, even across crashes and re-runs.
+
+    Environment: AR_SMTP_HOST, AR_SMTP_PORT, AR_SMTP_USER, AR_SMTP_PASSWORD, AR_SMTP_FROM,
+    AR_SMTP_SECURITY (starttls|ssl|none), AR_REMINDER_WEBHOOK_URL, AR_REMINDER_WEBHOOK_TOKEN.
+    """
+    from ar_pipeline.lib.collections.send import SettingsError, Transports, send_queue
+    from ar_pipeline.lib.collections.warehouse import read_queue
+
+    try:
+        transports = Transports.from_env()
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
+    with _warehouse() as conn:
+        try:
+            queue = read_queue(conn)
+        except RuntimeError as exc:
+            raise click.ClickException(str(exc)) from None
+        report = send_queue(conn, queue, transports, dry_run=dry_run)
+    for line in report.lines:
+        click.echo(line)
+    if dry_run:
+        click.echo(f"Dry run: {len(report.would_send)} would be sent, {len(report.skipped)} skipped, "
+                   f"{len(report.already_done)} already done. Nothing was sent or logged; use --send.")
+    else:
+        click.echo(f"{len(report.delivered)} sent, {len(report.failed)} failed, {len(report.skipped)} skipped, "
+                   f"{len(report.already_done)} already done (analytics.reminder_log)")
+        if report.failed:
+            sys.exit(1)
+
+
+def _note(customer: str, note_type: str, on: str | None, until: str | None, amount: float | None,
+          note: str | None) -> None:
+    from datetime import UTC, datetime
+
+    from ar_pipeline.lib.collections.store import add_note
+
+    noted_on = _date_option(on, "--on") or _today()
+    until_date = _date_option(until, "--until")
+    with _warehouse() as conn:
+        known = conn.execute("SELECT count(*) FROM marts.dim_customers WHERE customer_id = ?",
+                             [customer]).fetchall()[0][0]
+        if not known:
+            raise click.BadParameter(f"no customer {customer!r} in marts.dim_customers "
+                                     "(ids look like quickbooks:58 or stripe:cus_...)", param_hint="--customer")
+        try:
+            add_note(conn, customer_id=customer, note_type=note_type, noted_on=noted_on, until=until_date,
+                     amount=amount, note=note, created_at=datetime.now(UTC))
+        except ValueError as exc:
+            raise click.UsageError(str(exc)) from None
+    click.echo(f"Recorded {note_type} for {customer} on {noted_on}" + (f" until {until_date}" if until_date else "")
+               + ". Rebuild the queue with `ar-pipeline reminders build`.")
+
+
+_ON = click.option("--on", default=None, help="Date the note takes effect (YYYY-MM-DD). Default: today.")
+_NOTE = click.option("--note", default=None, help="Free text.")
+
+
+@reminders.command("promise")
+@click.option("--customer", required=True, help="Customer id, e.g. quickbooks:58.")
+@click.option("--until", required=True, help="Date the customer promised to pay by (YYYY-MM-DD).")
+@click.option("--amount", type=float, default=None, help="Amount promised (home currency); default: any payment.")
+@_ON
+@_NOTE
+def reminders_promise(customer: str, until: str, amount: float | None, on: str | None, note: str | None) -> None:
+    """Record a promise to pay: no reminders until the date; escalation if it is broken."""
+    _note(customer, "promise", on, until, amount, note)
+
+
+@reminders.command("hold")
+@click.option("--customer", required=True, help="Customer id, e.g. quickbooks:58.")
+@click.option("--until", default=None, help="Last day of the hold (YYYY-MM-DD). Default: until released.")
+@click.option("--do-not-contact", is_flag=True, help="Never contact this customer (until released).")
+@_ON
+@_NOTE
+def reminders_hold(customer: str, until: str | None, do_not_contact: bool, on: str | None, note: str | None) -> None:
+    """Put a customer on hold (or do-not-contact): no reminders while it lasts."""
+    if do_not_contact and until:
+        raise click.UsageError("--do-not-contact lasts until released; it takes no --until")
+    _note(customer, "do_not_contact" if do_not_contact else "hold", on, until, None, note)
+
+
+@reminders.command("release")
+@click.option("--customer", required=True, help="Customer id, e.g. quickbooks:58.")
+@_ON
+@_NOTE
+def reminders_release(customer: str, on: str | None, note: str | None) -> None:
+    """End a customer's hold or do-not-contact."""
+    _note(customer, "release", on, None, None, note)
+
+
+@reminders.command("record")
+@click.argument("reminder_id")
+@click.option("--status", type=click.Choice(["called", "sent", "skipped", "failed"]), required=True,
+              help="called: the call was made; sent/failed: settle an unsettled 'sending'; skipped: not done.")
+@click.option("--outcome", default=None, help="What happened (e.g. 'promised to pay Friday').")
+def reminders_record(reminder_id: str, status: str, outcome: str | None) -> None:
+    """Record what happened to a reminder (appends to analytics.reminder_log)."""
+    from ar_pipeline.lib.collections.send import record_outcome
+
+    with _warehouse() as conn:
+        try:
+            record_outcome(conn, reminder_id, status, outcome)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="REMINDER_ID") from None
+    click.echo(f"{reminder_id}: {status}")
+
+
+@reminders.command("log")
+@click.option("--unsettled", is_flag=True, help="Only reminders left 'sending' (delivery not confirmed).")
+@click.option("--limit", default=50, show_default=True)
+def reminders_log(unsettled: bool, limit: int) -> None:
+    """Print analytics.reminder_log, newest first."""
+    from ar_pipeline.lib.collections.store import read_log
+
+    with _warehouse() as conn:
+        log = read_log(conn)
+    if log.height and unsettled:
+        last = log.group_by("reminder_id", maintain_order=True).last()
+        log = last.filter(last["status"] == "sending")
+    for r in log.reverse().head(limit).iter_rows(named=True):
+        click.echo(f"{r['status_at']} {r['reminder_id']} {r['customer_id']} {r['level']} {r['channel']} "
+                   f"{r['status']}: {r['outcome'] or ''}")
+    if not log.height:
+        click.echo("no log rows")
+
+
 if __name__ == "__main__":
     main()

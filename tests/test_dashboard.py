@@ -18,7 +18,7 @@ from ar_pipeline.lib.dashboard import DashboardTargets, load_targets, write_dash
 
 END_DATE = date(2026, 6, 30)
 ARTIFACTS = Path(__file__).parent / "artifacts"
-CHARTS = ["chart-aging", "chart-kpis", "chart-risk", "chart-collections"]
+CHARTS = ["chart-aging", "chart-kpis", "chart-risk", "chart-queue", "chart-collections"]
 
 
 def _external_resources(page: str) -> list[str]:

@@ -48,12 +48,13 @@ def test_graph_is_one_connected_lineage(definitions: dg.Definitions) -> None:
     ingest |= exports
     assert {dg.AssetKey(["marts", t]) for t in ("fct_ar_aging", "fct_invoices", "dim_customers",
                                                 "fct_payments")} <= models
+    analytics = {k for k in keys if k.path[0] == "analytics"}  # Python assets reading the marts
     published = dg.AssetKey(["published", "ar_tables"])
     dashboard = dg.AssetKey(["published", "ar_dashboard"])
-    assert ingest | api_pages | models | {published, dashboard} == keys
+    assert ingest | api_pages | models | analytics | {published, dashboard} == keys
     assert graph.get(dashboard).parent_keys == {published}
-    # the BI copy is built after every mart, so a failed mart or check stops it
-    assert {k for k in models if k.path[0] == "marts"} <= graph.get(published).parent_keys
+    # the BI copy is built after every mart and analytics table, so a failed one or a check stops it
+    assert {k for k in models if k.path[0] == "marts"} | analytics <= graph.get(published).parent_keys
     assert all(api_pages & graph.get(k).parent_keys for k in ingest - exports)  # each raw table waits for its API sync
     # dbt sources resolve to the ingest assets themselves: no dangling external source assets
     assert all(graph.get(k).is_materializable for k in keys), "an asset is an unmaterializable stub"
@@ -67,6 +68,9 @@ def test_graph_is_one_connected_lineage(definitions: dg.Definitions) -> None:
         node = graph.get(key)
         frontier.extend(node.parent_keys | node.child_keys)
     assert seen | exports == keys  # the exports table may not feed a dbt model yet
+    # the collections worklist hangs off the marts it reads
+    assert {dg.AssetKey(["marts", "fct_invoices"]), dg.AssetKey(["marts", "dim_customers"])} <= graph.get(
+        dg.AssetKey(["analytics", "reminder_queue"])).parent_keys
     # the aging mart is built from the invoice and payment tables of both sources
     upstream = set(graph.upstream_key_iterator(dg.AssetKey(["marts", "fct_ar_aging"])))
     assert {dg.AssetKey(["quickbooks", "raw_invoices"]), dg.AssetKey(["quickbooks", "raw_payments"]),

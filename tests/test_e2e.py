@@ -446,6 +446,54 @@ def test_foreign_currency_invoices_get_their_rate_from_source_or_rates_file(pipe
     assert by_source.get("fx_rates", 0) > 0 and by_source.get(None, 0) == 0 and no_rate == 0
 
 
+def test_collections_queue_is_built_from_the_marts(pipeline) -> None:
+    """refresh_ar also builds analytics.reminder_queue (repo policy) as of the marts' date: one row per
+    customer, only open invoices that reached a level, no open-disputed or in-grace autopay invoice,
+    ordered by money at risk; and fct_invoices.collection_method is Stripe's own value."""
+    from ar_pipeline.lib.collections.policy import find_policy, load_policy
+    from tests.conftest import INGEST_CONFIGS
+
+    policy = load_policy(find_policy(INGEST_CONFIGS))
+    first_level_days = policy.levels[0].days
+    with duckdb.connect(str(pipeline["db"]), read_only=True) as conn:
+        as_of = conn.execute("SELECT max(as_of_date) FROM marts.fct_invoices").fetchall()[0][0]
+        queue = conn.sql("SELECT * FROM analytics.reminder_queue ORDER BY priority_rank").pl()
+        skipped = conn.sql("SELECT * FROM analytics.reminder_queue_skipped").pl()
+        invoices = conn.sql(
+            "SELECT invoice_key, status, due_date, collection_method, customer_id FROM marts.fct_invoices").pl()
+        open_disputed = {r[0] for r in conn.execute(
+            "SELECT invoice_key FROM marts.fct_disputes WHERE is_open").fetchall()}
+        raw_methods = set(conn.execute(
+            "SELECT DISTINCT id, collection_method FROM raw_stripe.raw_invoices").fetchall())
+        has_risk = conn.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'analytics' "
+                                "AND table_name = 'invoice_risk_scores'").fetchall()[0][0] > 0
+    stripe = invoices.filter(pl.col("invoice_key").str.starts_with("stripe:"))
+    got_methods = {(k.removeprefix("stripe:"), m) for k, m in zip(stripe["invoice_key"], stripe["collection_method"],
+                                                                  strict=True)}
+    assert got_methods <= raw_methods and "charge_automatically" in {m for _, m in got_methods}
+    assert invoices.filter(~pl.col("invoice_key").str.starts_with("stripe:"))["collection_method"].null_count() == \
+        invoices.filter(~pl.col("invoice_key").str.starts_with("stripe:")).height
+
+    assert queue.height > 0 and set(queue["as_of_date"].to_list()) == {as_of}
+    assert queue["customer_id"].n_unique() == queue.height
+    assert queue["money_at_risk"].to_list() == sorted(queue["money_at_risk"].to_list(), reverse=True)
+    by_key = {r["invoice_key"]: r for r in invoices.iter_rows(named=True)}
+    grace = policy.exclusions.card_autopay_grace_days
+    for row in queue.iter_rows(named=True):
+        for key in row["invoice_keys"].split(","):
+            inv = by_key[key]
+            days = (as_of - inv["due_date"]).days
+            assert inv["status"] == "open" and inv["customer_id"] == row["customer_id"]
+            assert days >= first_level_days and key not in open_disputed
+            assert inv["collection_method"] != "charge_automatically" or (grace is not None and days >= grace)
+        assert row["subject"] and row["invoice_numbers"].split(", ")[0] in row["body"]
+    if not has_risk:
+        assert queue["priority_reason"].str.contains("invoice_risk_scores not available").all()
+    assert set(skipped["reason"].to_list()) <= {
+        "disputed", "card_autopay", "excluded_invoices", "under_min_balance", "on_hold", "do_not_contact",
+        "promise_to_pay", "dispute_open", "min_interval", "level_already_sent"}
+
+
 def test_a_failed_run_leaves_the_published_copy_intact(pipeline) -> None:
     """Last in the module: it breaks the warehouse on purpose (raw rows go missing), so the blocking
     reconciliation check stops the run before anything downstream, publishing included."""

@@ -277,6 +277,30 @@ def _money_at_risk(conn: duckdb.DuckDBPyConnection, currency: str) -> tuple[str,
     return _figure_html(fig, "chart-risk"), source
 
 
+def _reminder_queue(conn: duckdb.DuckDBPyConnection, currency: str) -> str:
+    """Today's worklist: contacts per level, stacked by collector, and the totals as a table."""
+    import plotly.graph_objects as go
+
+    frame = conn.sql(
+        """SELECT level, min(level_index) AS level_index, coalesce(assigned_to, collector, 'unassigned') AS owner,
+                  count(*) AS customers, sum(open_amount_home) AS open_amount, sum(money_at_risk) AS at_risk
+           FROM analytics.reminder_queue GROUP BY ALL ORDER BY level_index, owner"""
+    ).pl()
+    levels = frame.select("level", "level_index").unique().sort("level_index")["level"].to_list()
+    fig = go.Figure()
+    for owner in sorted(set(frame["owner"].to_list())):
+        part = frame.filter(pl.col("owner") == owner)
+        counts = dict(zip(part["level"].to_list(), part["customers"].to_list(), strict=True))
+        fig.add_bar(x=levels, y=[counts.get(level, 0) for level in levels], name=owner,
+                    hovertemplate=f"{owner}<br>%{{x}}: %{{y}} customers<extra></extra>")
+    fig.update_layout(barmode="stack", title=f"Today's reminder queue: {frame['customers'].sum()} customers by level",
+                      yaxis={"title": "Customers to contact"}, legend={"title": "Collector"})
+    table = _table([(r["level"], r["owner"], r["customers"], money(r["open_amount"], currency),
+                     money(r["at_risk"], currency)) for r in frame.iter_rows(named=True)],
+                   ["Level", "Collector", "Customers", "Open amount", "Money at risk"])
+    return _figure_html(fig, "chart-queue") + table
+
+
 def _alerts(conn: duckdb.DuckDBPyConnection, as_of: date) -> list[str]:
     alerts = []
     for dispute_id, customer, amount, currency, due in conn.execute(
@@ -363,25 +387,10 @@ def render_dashboard(conn: duckdb.DuckDBPyConnection, targets: DashboardTargets)
         f'<section>{risk_chart}<p class="note">Money at risk from the {html.escape(risk_source)}.</p></section>',
     ]
     if _table_exists(conn, "analytics", "reminder_queue"):
-        rows = conn.execute(
-            """SELECT level, collector, count(*), sum(total_open_amount) FROM analytics.reminder_queue
-               GROUP BY ALL ORDER BY 1, 2"""
-        ).fetchall()
-        sections.append(
-            "<section><h2>Today's reminder queue by level and collector</h2>"
-            + _table(
-                [(r[0], r[1], r[2], money(r[3], currency)) for r in rows],
-                ["Level", "Collector", "Customers", "Open amount"],
-            )
-            + "</section>"
-        )
+        sections.append(f"<section>{_reminder_queue(conn, currency)}</section>")
     else:
-        sections.append(
-            _not_built(
-                "Today's reminder queue",
-                "The collections worklist (analytics.reminder_queue) is not built by this pipeline yet.",
-            )
-        )
+        sections.append(_not_built("Today's reminder queue", "The collections worklist (analytics.reminder_queue) "
+                                   "has not been built."))
     sections.append(f"<section>{_collections(conn, currency)}</section>")
     if not _table_exists(conn, "analytics", "cash_forecast_weekly"):
         sections.append(

@@ -526,9 +526,23 @@ def load_fx_rates_spec(path: Path) -> FxRatesSpec:
     return spec
 
 
+#: Other config kinds sharing the folder, read by their own loaders (not ingest configs):
+#: `collections_policy` (ar_pipeline.lib.collections.policy).
+OTHER_CONFIG_KINDS = frozenset({"collections_policy"})
+
+
+def _is_other_kind(path: Path) -> bool:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError):
+        return False  # load_spec reports it
+    return isinstance(data, dict) and data.get("kind") in OTHER_CONFIG_KINDS
+
+
 def load_all_specs(config_dir: Path) -> list[IngestSpec]:
-    """Every config in a folder (both kinds), sorted by file name; source names must be unique."""
-    paths = sorted(config_dir.glob("*.yaml"))
+    """Every ingest config in a folder (all ingest kinds), sorted by file name; source names must be
+    unique. Files of OTHER_CONFIG_KINDS (e.g. the collections policy) are left to their loaders."""
+    paths = [p for p in sorted(config_dir.glob("*.yaml")) if not _is_other_kind(p)]
     if not paths:
         raise IngestConfigError(f"{config_dir}: no *.yaml ingest configs found")
     specs = [load_spec(p) for p in paths]

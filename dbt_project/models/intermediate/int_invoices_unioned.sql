@@ -69,7 +69,8 @@ quickbooks as (
             when is_voided then 'void'
             when balance = 0 then 'paid'
             else 'open'
-        end as source_status
+        end as source_status,
+        cast(null as {{ dbt.type_string() }}) as collection_method
     from quickbooks_invoices
 
 ),
@@ -102,7 +103,8 @@ stripe as (
         stripe_invoices.voided_date,
         stripe_invoices.marked_uncollectible_date as uncollectible_date,
         stripe_invoices.amount_remaining as source_open_amount,
-        stripe_invoices.status as source_status
+        stripe_invoices.status as source_status,
+        stripe_invoices.collection_method
     from stripe_invoices
     left join stripe_pre_payment_credits
         on stripe_invoices.invoice_id = stripe_pre_payment_credits.invoice_id
@@ -126,7 +128,8 @@ exports as (
         cast(null as date) as voided_date,
         cast(null as date) as uncollectible_date,
         coalesce(open_balance, case when paid_date is not null then 0 end) as source_open_amount,
-        coalesce(status, case when paid_date is not null then 'paid' else 'open' end) as source_status
+        coalesce(status, case when paid_date is not null then 'paid' else 'open' end) as source_status,
+        cast(null as {{ dbt.type_string() }}) as collection_method
     from export_invoices
 
 ),
@@ -158,7 +161,8 @@ final as (
         voided_date,
         uncollectible_date,
         {{ to_money('source_open_amount') }} as source_open_amount,
-        source_status
+        source_status,
+        collection_method
     from unioned
     {{ fx_rate_join('unioned.exchange_rate', 'unioned.currency', 'unioned.invoice_date') }}
 

@@ -105,6 +105,7 @@ final as (
         {{ to_home_amount('total_amount', 'exchange_rate') }} as home_total_amount,
         {{ to_home_amount('open_amount', 'exchange_rate') }} as home_open_amount,
         cast(status as {{ dbt.type_string() }}) as status,
+        cast(collection_method as {{ dbt.type_string() }}) as collection_method,
         case
             -- a zero-total invoice needs no application: it is settled on issue
             when status = 'paid' then coalesce(fully_applied_date, invoice_date)
