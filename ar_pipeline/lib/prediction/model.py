@@ -1,16 +1,19 @@
 """Payment models: P(late), P(> 30 days late) and days-to-pay p10/p50/p90, chosen on a validation
 slice carved from the training period only.
 
-Protocol (`train`): training rows are invoices fully settled before the cut-off. They are ordered
-by issue date; the last `val_fraction` is the validation slice, the rest the fit slice.
+Protocol (`train`): training rows are what was known at the cut-off (backtest.training_rows):
+each model uses the rows whose label it needs was known then. They are ordered by issue date; the
+last `val_fraction` is the validation slice, the rest the fit slice.
 - Classifiers: candidates are a regularised logistic regression on the customer-history
   aggregates (LOGISTIC_FEATURES, standardised; C in {0.1, 1}) and a HistGradientBoosting model on
-  every feature. Each is fitted on the fit slice; the winner has the lowest validation log loss
-  (a proper scoring rule: it rewards calibration and ranking). The winner is then Platt-calibrated
-  on the validation slice (sigmoid: monotone, so it keeps the ranking).
+  every feature. Each is fitted on the fit slice; the winner
+  has the highest validation AUC (boosting must beat the logistic model by AUC_MARGIN: if simpler
+  is as good, simpler ships). The winner is refitted on all training rows and Platt-calibrated on
+  3 folds (sigmoid: monotone, so it keeps the ranking).
 - Days to pay: candidates are quantile HistGradientBoosting (p10/p50/p90) and "the customer's
   rolling median days to pay + quantiles of its residuals". Intervals are conformalised on the
-  validation slice (CQR) so the 80% band covers ~80%; the winner has the lowest validation MAE.
+  validation slice (CQR) so the 80% band covers ~80%; the winner has the lowest validation MAE
+  and is refitted on all paid training rows.
 Everything is seeded: the same rows and seed give the same model and the same scores.
 """
 
@@ -29,9 +32,8 @@ import polars as pl
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
-from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import log_loss
+from sklearn.metrics import log_loss, roc_auc_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
@@ -171,11 +173,27 @@ def _candidates(cfg: TrainConfig) -> dict[str, Any]:
     }
 
 
-def _calibrate(model: Any, X_val: np.ndarray, y_val: np.ndarray) -> Any:
-    if len(np.unique(y_val)) < 2:
-        return model
-    cal = CalibratedClassifierCV(FrozenEstimator(model), method="sigmoid")
-    return cal.fit(X_val, y_val)
+#: a more complex candidate must beat the simplest one by this much validation AUC to be chosen
+AUC_MARGIN = 0.002
+
+
+def _choose(scores: dict[str, dict[str, float]]) -> str:
+    """Highest validation AUC; the logistic model unless boosting is better by AUC_MARGIN."""
+    best = max(scores, key=lambda k: (scores[k]["auc"], k))
+    logistic = [k for k in scores if k.startswith("logistic")]
+    if best not in logistic and logistic:
+        best_lr = max(logistic, key=lambda k: (scores[k]["auc"], k))
+        if scores[best]["auc"] - scores[best_lr]["auc"] < AUC_MARGIN:
+            return best_lr
+    return best
+
+
+def _refit_calibrated(model: Any, X: np.ndarray, y: np.ndarray) -> Any:
+    """The chosen model refitted on every training row, Platt-calibrated on 3 unshuffled folds
+    (sigmoid: monotone, so it keeps the ranking)."""
+    if np.bincount(y, minlength=2).min() < 3:
+        return model.fit(X, y)
+    return CalibratedClassifierCV(model, method="sigmoid", cv=3, ensemble=False).fit(X, y)
 
 
 # ---------------------------------------------------------------------- timing
@@ -226,7 +244,7 @@ def ml_threads() -> int:
 
 def train(train_rows: pl.DataFrame, data_cutoff: date, cfg: TrainConfig | None = None,
           trained_at: str = "") -> PaymentModel:
-    """Train on a feature frame joined to its labels (columns late, late30, days_to_pay)."""
+    """Train on a feature frame joined to its labels (late, late30, days_to_pay; null = unknown)."""
     with threadpool_limits(ml_threads()):
         return _train(train_rows, data_cutoff, cfg or TrainConfig(), trained_at)
 
@@ -236,30 +254,39 @@ def _train(train_rows: pl.DataFrame, data_cutoff: date, cfg: TrainConfig, traine
         raise ValueError(f"only {train_rows.height} settled invoices before {data_cutoff}: "
                          f"need at least {cfg.min_rows} to train")
     vocab = fit_vocab(train_rows)
-    X = feature_matrix(train_rows, vocab)
-    fit_idx, val_idx = _split(train_rows, cfg)
-    validation: dict[str, Any] = {"n_fit": len(fit_idx), "n_val": len(val_idx)}
+    X_all = feature_matrix(train_rows, vocab)
+    validation: dict[str, Any] = {}
 
     classifiers, kinds = {}, {}
     for target in TARGETS:
-        y = train_rows[target].cast(pl.Int8).to_numpy()
-        losses, fitted = {}, {}
+        known = train_rows[target].is_not_null().to_numpy()
+        rows, X = train_rows.filter(known), X_all[known]
+        fit_idx, val_idx = _split(rows, cfg)
+        validation[f"{target}_n_fit_val"] = [len(fit_idx), len(val_idx)]
+        y = rows[target].cast(pl.Int8).to_numpy()
+        scores = {}
         for name, model in _candidates(cfg).items():
-            if len(np.unique(y[fit_idx])) < 2:
+            if len(np.unique(y[fit_idx])) < 2 or len(np.unique(y[val_idx])) < 2:
                 continue
             model.fit(X[fit_idx], y[fit_idx])
             p = model.predict_proba(X[val_idx])[:, 1]
-            losses[name] = float(log_loss(y[val_idx], p, labels=[0, 1]))
-            fitted[name] = model
-        if not fitted:  # one class only: a constant
+            scores[name] = {"auc": float(roc_auc_score(y[val_idx], p)),
+                            "log_loss": float(log_loss(y[val_idx], p, labels=[0, 1]))}
+        if not scores:  # one class only (or no validation positives): the training rate
             classifiers[target], kinds[target] = _Constant(float(y.mean())), "constant"
             continue
-        best = min(losses, key=lambda k: (losses[k], k))
-        classifiers[target] = _calibrate(fitted[best], X[val_idx], y[val_idx])
+        best = _choose(scores)
+        classifiers[target] = _refit_calibrated(_candidates(cfg)[best], X, y)
         kinds[target] = best
-        validation[f"{target}_val_log_loss"] = losses
+        validation[f"{target}_val"] = scores
 
-    y = train_rows["days_to_pay"].to_numpy().astype(np.float64)
+    paid = train_rows["days_to_pay"].is_not_null().to_numpy()
+    rows, X = train_rows.filter(paid), X_all[paid]
+    if rows.height < cfg.min_rows:
+        raise ValueError(f"only {rows.height} invoices paid before {data_cutoff}: need at least {cfg.min_rows}")
+    fit_idx, val_idx = _split(rows, cfg)
+    validation["days_to_pay_n_fit_val"] = [len(fit_idx), len(val_idx)]
+    y = rows["days_to_pay"].to_numpy().astype(np.float64)
     resid = y - X[:, MEDIAN_DTP_IDX]
     timing_candidates = {
         "hgb_quantile": {"models": [_hgb_quantile(cfg, q).fit(X[fit_idx], resid[fit_idx]) for q in QUANTILES]},
@@ -271,9 +298,11 @@ def _train(train_rows: pl.DataFrame, data_cutoff: date, cfg: TrainConfig, traine
         timing["conformal"] = _conformal(q, y[val_idx])
         maes[name] = float(np.mean(np.abs(q[:, 1] - y[val_idx])))
     timing_kind = min(maes, key=lambda k: (maes[k], k))
+    if timing_kind == "hgb_quantile":  # refit on every paid training row; keep the val widening
+        timing_candidates[timing_kind]["models"] = [_hgb_quantile(cfg, q).fit(X, resid) for q in QUANTILES]
     validation["days_to_pay_val_mae"] = maes
 
-    reference = {c: float(np.nanmedian(X[:, i])) for i, c in enumerate(ALL_FEATURES)}
+    reference = {c: float(np.nanmedian(X_all[:, i])) for i, c in enumerate(ALL_FEATURES)}
     return PaymentModel(classifiers=classifiers, classifier_kind=kinds, timing=timing_candidates[timing_kind],
                         timing_kind=timing_kind, vocab=vocab, reference=reference, data_cutoff=data_cutoff,
                         seed=cfg.seed, n_train=train_rows.height, validation=validation, trained_at=trained_at)
