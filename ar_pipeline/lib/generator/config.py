@@ -26,6 +26,18 @@ class GeneratorConfig(BaseModel):
     invoices: int = Field(default=25_000, ge=1, le=50_000_000, description="Target invoice count.")
     end_date: date = Field(default_factory=date.today, description="Last day of the history.")
     progress: bool = Field(default=False, description="Show a rich progress bar on stderr.")
+    archetype_weights: tuple[float, float, float, float, float, float] | None = Field(
+        default=None,
+        description="Customer mix over (prompt_payer, pay_after_reminder, chronic_late, seasonal, "
+        "deteriorating, defaulter); normalised. Default: the built-in mix.",
+    )
+
+    @field_validator("archetype_weights")
+    @classmethod
+    def _weights_positive(cls, v):
+        if v is not None and (min(v) < 0 or sum(v) <= 0):
+            raise ValueError("archetype_weights must be >= 0 with a positive sum")
+        return v
 
     @field_validator("years")
     @classmethod

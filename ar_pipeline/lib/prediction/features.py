@@ -68,9 +68,12 @@ def _asof(left: pl.DataFrame, right: pl.DataFrame, at: str, by: str | None = "cu
 
 
 def _running(frame: pl.DataFrame, at: str, sums: dict[str, pl.Expr], by: str | None) -> pl.DataFrame:
-    """Cumulative sums of `sums` ordered by (`by`, `at`), one row per (`by`, `at`)."""
+    """Cumulative sums of `sums` ordered by (`by`, `at`, invoice_key when present), one row per
+    (`by`, `at`). The total order makes float sums over the same earlier rows bit-identical
+    whatever happens later."""
     keys = [by] if by else []
-    frame = frame.select(*keys, at, **sums).sort([*keys, at])
+    tie = ["invoice_key"] if "invoice_key" in frame.columns else []
+    frame = frame.select(*keys, at, *tie, **sums).sort([*keys, at, *tie])
     over = (lambda e: e.over(by)) if by else (lambda e: e)
     out = frame.select(*keys, at, *[over(pl.col(name).cum_sum()).alias(name) for name in sums])
     return _last_per_date(out, keys, at)
@@ -111,7 +114,7 @@ def settlement_history(ledger: pl.DataFrame) -> pl.DataFrame:
 def global_history(ledger: pl.DataFrame) -> pl.DataFrame:
     """Running totals over every customer's settled invoices (the priors), per settlement date."""
     s = ledger.filter(pl.col("paid_date").is_not_null()).select(
-        pl.col("paid_date").alias("_gsettled"),
+        "invoice_key", pl.col("paid_date").alias("_gsettled"),
         g_n=pl.lit(1.0),
         g_late=(pl.col("paid_date") > pl.col("due_date")).cast(pl.Float64),
         g_late30=(_days(pl.col("paid_date"), pl.col("due_date")) > 30).cast(pl.Float64),
@@ -145,16 +148,16 @@ def build_features(
     # exposure: issued / paid / due-passed / (due-passed and paid) running totals
     amt = pl.col("amount_home")
     one = pl.lit(1.0)
-    issued = _running(ledger.select(g, pl.col("invoice_date").alias("_iss"), amt),
+    issued = _running(ledger.select(g, "invoice_key", pl.col("invoice_date").alias("_iss"), amt),
                       "_iss", {"i_n": one, "i_amt": amt, "i_log": amt.clip(0.0).log1p()}, by=g)
     paid = ledger.filter(pl.col("paid_date").is_not_null())
-    paid_run = _running(paid.select(g, pl.col("paid_date").alias("_paid"), amt),
+    paid_run = _running(paid.select(g, "invoice_key", pl.col("paid_date").alias("_paid"), amt),
                         "_paid", {"p_n": one, "p_amt": amt}, by=g)
     # overdue from due_date + 1: due_date < issue date (strict asof on due_date)
-    due_run = _running(ledger.select(g, pl.col("due_date").alias("_due"), amt),
+    due_run = _running(ledger.select(g, "invoice_key", pl.col("due_date").alias("_due"), amt),
                        "_due", {"d_n": one, "d_amt": amt}, by=g)
     # no longer overdue once paid: counted when both the due date and the paid date are past
-    pd_run = _running(paid.select(g, pl.max_horizontal("due_date", "paid_date").alias("_pd"), amt),
+    pd_run = _running(paid.select(g, "invoice_key", pl.max_horizontal("due_date", "paid_date").alias("_pd"), amt),
                       "_pd", {"pd_n": one, "pd_amt": amt}, by=g)
     for frame, at in ((issued, "_iss"), (paid_run, "_paid"), (due_run, "_due"), (pd_run, "_pd")):
         t = _asof(t, frame, at)

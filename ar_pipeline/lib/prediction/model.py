@@ -302,7 +302,8 @@ def _train(train_rows: pl.DataFrame, data_cutoff: date, cfg: TrainConfig, traine
         timing_candidates[timing_kind]["models"] = [_hgb_quantile(cfg, q).fit(X, resid) for q in QUANTILES]
     validation["days_to_pay_val_mae"] = maes
 
-    reference = {c: float(np.nanmedian(X_all[:, i])) for i, c in enumerate(ALL_FEATURES)}
+    reference = {c: (float(np.nanmedian(X_all[:, i])) if np.isfinite(X_all[:, i]).any() else float("nan"))
+                 for i, c in enumerate(ALL_FEATURES)}
     return PaymentModel(classifiers=classifiers, classifier_kind=kinds, timing=timing_candidates[timing_kind],
                         timing_kind=timing_kind, vocab=vocab, reference=reference, data_cutoff=data_cutoff,
                         seed=cfg.seed, n_train=train_rows.height, validation=validation, trained_at=trained_at)
