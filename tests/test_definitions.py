@@ -55,6 +55,9 @@ def test_graph_is_one_connected_lineage(definitions: dg.Definitions) -> None:
     assert graph.get(dashboard).parent_keys == {published}
     # the BI copy is built after every mart and analytics table, so a failed one or a check stops it
     assert {k for k in models if k.path[0] == "marts"} | analytics <= graph.get(published).parent_keys
+    # the risk models hang off the marts they learn from
+    risk = {dg.AssetKey(["analytics", t]) for t in ("payment_model", "invoice_risk_scores", "customer_risk_scores")}
+    assert risk <= analytics and all(dg.AssetKey(["marts", "fct_invoices"]) in graph.get(k).parent_keys for k in risk)
     assert all(api_pages & graph.get(k).parent_keys for k in ingest - exports)  # each raw table waits for its API sync
     # dbt sources resolve to the ingest assets themselves: no dangling external source assets
     assert all(graph.get(k).is_materializable for k in keys), "an asset is an unmaterializable stub"

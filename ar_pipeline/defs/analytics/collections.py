@@ -22,6 +22,8 @@ QUEUE_KEY = dg.AssetKey(["analytics", "reminder_queue"])
 SKIPPED_KEY = dg.AssetKey(["analytics", "reminder_queue_skipped"])
 #: The marts the queue reads (risk scores are read when analytics.invoice_risk_scores exists).
 MART_DEPS = [dg.AssetKey(["marts", t]) for t in ("fct_invoices", "dim_customers", "fct_disputes", "fct_payments")]
+# priority = money at risk from the risk scores: build them first in the same run
+RISK_DEPS = [dg.AssetKey(["analytics", "invoice_risk_scores"]), dg.AssetKey(["analytics", "customer_risk_scores"])]
 
 
 class ReminderQueueConfig(dg.Config):
@@ -36,9 +38,9 @@ class ReminderQueueConfig(dg.Config):
 def build_collections_assets() -> dg.AssetsDefinition:
     @dg.multi_asset(
         specs=[
-            dg.AssetSpec(QUEUE_KEY, deps=MART_DEPS, group_name="analytics", kinds={"duckdb", "polars"},
+            dg.AssetSpec(QUEUE_KEY, deps=MART_DEPS + RISK_DEPS, group_name="analytics", kinds={"duckdb", "polars"},
                          description="Today's collections worklist: one reminder per customer, by money at risk."),
-            dg.AssetSpec(SKIPPED_KEY, deps=MART_DEPS, group_name="analytics", kinds={"duckdb", "polars"},
+            dg.AssetSpec(SKIPPED_KEY, deps=MART_DEPS + RISK_DEPS, group_name="analytics", kinds={"duckdb", "polars"},
                          description="Customers with remindable invoices left out of today's queue, and why."),
         ],
         pool="duckdb",

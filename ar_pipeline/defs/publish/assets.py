@@ -22,9 +22,11 @@ DASHBOARD_FILE = "ar_dashboard.html"
 def analytics_asset_keys() -> list[dg.AssetKey]:
     """The Python analytics assets (schema `analytics`); a new analytics module is added here (a test
     fails while one is missing, so nothing unpublished slips in)."""
+    from ar_pipeline.defs.analytics.assets import customer_risk_scores, invoice_risk_scores, payment_model
     from ar_pipeline.defs.analytics.collections import build_collections_assets
 
-    return list(build_collections_assets().keys)
+    risk = [payment_model.key, invoice_risk_scores.key, customer_risk_scores.key]
+    return risk + list(build_collections_assets().keys)
 
 
 def published_upstream_keys() -> list[dg.AssetKey]:

@@ -31,6 +31,18 @@ class GeneratorConfig(BaseModel):
         description="Stripe customers given the name and e-mail of a QuickBooks customer (one business "
         "billed in both systems; ground truth customers.linked_customer_id). Changes no amount.",
     )
+    archetype_weights: tuple[float, float, float, float, float, float] | None = Field(
+        default=None,
+        description="Customer mix over (prompt_payer, pay_after_reminder, chronic_late, seasonal, "
+        "deteriorating, defaulter); normalised. Default: the built-in mix.",
+    )
+
+    @field_validator("archetype_weights")
+    @classmethod
+    def _weights_positive(cls, v):
+        if v is not None and (min(v) < 0 or sum(v) <= 0):
+            raise ValueError("archetype_weights must be >= 0 with a positive sum")
+        return v
 
     @field_validator("years")
     @classmethod

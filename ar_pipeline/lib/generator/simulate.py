@@ -303,7 +303,8 @@ def _make_customers(rng: np.random.Generator, cfg: GeneratorConfig, start: int, 
     source = np.zeros(n, dtype=np.int64)
     n_stripe = int(round(0.4 * n)) if n >= 2 else 0
     source[rng.permutation(n)[:n_stripe]] = STRIPE
-    arche = _quota(rng, n, ARCHETYPE_P)
+    weights = ARCHETYPE_P if cfg.archetype_weights is None else np.array(cfg.archetype_weights, dtype=float)
+    arche = _quota(rng, n, weights)
     seg = _quota(rng, n, SEGMENT_P)
     region = rng.choice(4, size=n, p=REGION_P)
 

@@ -1,0 +1,1 @@
+"""Payment-date prediction and risk scores (features, models, backtest). See README "Risk scores"."""
