@@ -20,13 +20,17 @@ from dagster_duckdb import DuckDBResource
 
 from ar_pipeline.defs.resources import LandingResource
 from ar_pipeline.lib.cash_application import suggestions_from_warehouse
+from ar_pipeline.lib.settings import DBT_PROJECT_DIR
 
 ANALYTICS_CONFIG_SUBDIR = "analytics"
 CASH_KEY = dg.AssetKey(["analytics", "cash_application_suggestions"])
 
 
 def analytics_config_dir(landing: LandingResource) -> Path:
-    return Path(landing.ingest_config_dir) / ANALYTICS_CONFIG_SUBDIR
+    """`<AR_INGEST_CONFIG_DIR>/analytics`, or the repository's shipped one when that folder does not
+    exist (an ingest config folder kept elsewhere need not copy the analytics configs)."""
+    configured = Path(landing.ingest_config_dir) / ANALYTICS_CONFIG_SUBDIR
+    return configured if configured.is_dir() else DBT_PROJECT_DIR.parent / "ingest_configs" / ANALYTICS_CONFIG_SUBDIR
 
 
 def marts_as_of(conn, table: str = "marts.fct_invoices"):
