@@ -702,5 +702,44 @@ def backtest(cutoff: str, json_path: Path | None, rolling: int, step_days: int, 
                               f"(95% CI {d['ci_low']:+.3f} .. {d['ci_high']:+.3f})")
 
 
+@main.command("cash-match-eval")
+@click.option("--json", "json_path", type=click.Path(path_type=Path), default=None,
+              help="Also write the figures (and the wrong matches) to this JSON file.")
+def cash_match_eval(json_path: Path | None) -> None:
+    """Score cash application on the generator's truth: precision and recall of auto-applied matches.
+
+    Matches the bank-statement lines under AR_LANDING_DIR/bank against the open invoices in the marts
+    (as built by `ar-pipeline run`) and compares with AR_LANDING_DIR/_ground_truth/bank_matches.parquet.
+    """
+    import json
+
+    import duckdb
+    import polars as pl
+
+    from ar_pipeline.lib.cash_application import evaluate, suggestions_from_warehouse
+
+    paths = Paths.from_env()
+    truth_path = paths.landing_dir / "_ground_truth" / "bank_matches.parquet"
+    if not paths.duckdb.exists():
+        raise click.ClickException(f"{paths.duckdb} does not exist: run `ar-pipeline run` first.")
+    if not truth_path.exists():
+        raise click.ClickException(f"{truth_path} does not exist: run `ar-pipeline generate` first.")
+    with duckdb.connect(str(paths.duckdb), read_only=True) as conn:
+        as_of = conn.sql("SELECT max(as_of_date) FROM marts.fct_invoices").fetchall()[0][0]
+        out = suggestions_from_warehouse(conn, paths.landing_dir, paths.ingest_config_dir / "analytics", as_of)
+        invoices = conn.sql("SELECT invoice_key, source, source_invoice_id FROM marts.fct_invoices").pl()
+    result = evaluate(out, pl.read_parquet(truth_path), invoices)
+    click.echo(f"Cash application as of {as_of}: {result['bank_lines']} bank lines, "
+               f"{result['payable_lines']} pay open invoices")
+    click.echo(f"  auto-applied {result['auto_applied']}, correct {result['correct_auto_applied']}")
+    click.echo(f"  precision {result['precision']:.2%}  recall (auto-matched share) {result['recall']:.2%}")
+    click.echo("  by pattern (lines / auto-applied / correct):")
+    for row in result["by_pattern"]:
+        click.echo(f"    {row['pattern']:<12} {row['lines']:>6} {row['auto_applied']:>6} {row['correct']:>6}")
+    if json_path:
+        json_path.write_text(json.dumps({"as_of_date": str(as_of), **result}, indent=2, default=str))
+        click.echo(f"Wrote {json_path}")
+
+
 if __name__ == "__main__":
     main()

@@ -58,6 +58,8 @@ def test_graph_is_one_connected_lineage(definitions: dg.Definitions) -> None:
     # the risk models hang off the marts they learn from
     risk = {dg.AssetKey(["analytics", t]) for t in ("payment_model", "invoice_risk_scores", "customer_risk_scores")}
     assert risk <= analytics and all(dg.AssetKey(["marts", "fct_invoices"]) in graph.get(k).parent_keys for k in risk)
+    # every Python table in schema analytics is built from the marts
+    assert all(any(p.path[0] == "marts" for p in graph.get(k).parent_keys) for k in analytics)
     assert all(api_pages & graph.get(k).parent_keys for k in ingest - exports)  # each raw table waits for its API sync
     # dbt sources resolve to the ingest assets themselves: no dangling external source assets
     assert all(graph.get(k).is_materializable for k in keys), "an asset is an unmaterializable stub"

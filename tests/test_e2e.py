@@ -118,6 +118,22 @@ def test_every_open_invoice_matches_truth(pipeline) -> None:
         "source", "source_invoice_id").cast({"days_past_due": pl.Int64}).to_dicts()
 
 
+def test_cash_application_on_generated_bank_lines(pipeline) -> None:
+    """The run's analytics.cash_application_suggestions against the generator's bank truth."""
+    from ar_pipeline.lib.cash_application import evaluate
+
+    with duckdb.connect(str(pipeline["db"]), read_only=True) as conn:
+        out = conn.sql("SELECT * FROM analytics.cash_application_suggestions").pl()
+        invoices = conn.sql("SELECT invoice_key, source, source_invoice_id FROM marts.fct_invoices").pl()
+    assert set(out["as_of_date"].unique().to_list()) == {END_DATE}
+    truth = pl.read_parquet(pipeline["landing"] / "_ground_truth" / "bank_matches.parquet")
+    result = evaluate(out, truth, invoices)
+    assert result["bank_lines"] == truth["bank_reference"].n_unique() > 50
+    assert result["precision"] >= 0.99, result["wrong"]
+    assert result["recall"] >= 0.90, result["by_pattern"]
+    # QuickBooks unapplied money is matched too (customer known)
+    assert (out["payment_source"] == "unapplied_payment").any()
+
 def test_marts_shape_for_finance(pipeline) -> None:
     with duckdb.connect(str(pipeline["db"]), read_only=True) as conn:
         statuses = {r[0] for r in conn.execute("SELECT DISTINCT status FROM marts.fct_invoices").fetchall()}
@@ -507,3 +523,4 @@ def test_a_failed_run_leaves_the_published_copy_intact(pipeline) -> None:
     assert (published / "ar.duckdb").read_bytes() == before_bytes
     assert reader.execute("SELECT count(*) FROM marts.fct_invoices").fetchall()[0][0] > 0
     reader.close()
+

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 import polars as pl
 
-from . import quickbooks, stripe, truth
+from . import bank, quickbooks, stripe, truth
 from .config import GenerationSummary, GeneratorConfig
 from .jsonfmt import PageWriter, date_s, rate6
 from .simulate import CURRENCIES, EPOCH, Sim, fx_published, simulate
@@ -108,6 +108,7 @@ def generate(cfg: GeneratorConfig) -> GenerationSummary:
     for f in STRIPE_ENTITIES:
         _clean(sdir / f, "*.json")
     _clean(tdir, "*.parquet")
+    _clean(landing / bank.BANK_DIRNAME, bank.BANK_FILE)
 
     summary = GenerationSummary(truth_dir=tdir)
     progress = None
@@ -205,8 +206,15 @@ def generate(cfg: GeneratorConfig) -> GenerationSummary:
         summary.files[("reference", "fx_rates")] = 1
         writer.bytes += fx_bytes
         tables = truth.build(sim, qbo_ids, s_keep)
+        # bank credits for cash application: own RNG stream, so nothing above changes
+        bank_lines, bank_truth = bank.build(sim, tables, s_keep["customers"], cfg.seed)
         del sim, qbo_ids, s_keep
         summary.bytes_written = writer.bytes + truth.write(tables, tdir)
+        summary.bytes_written += bank.write(bank_lines, bank_truth, landing, tdir)
+        summary.records[("bank", "statement_lines")] = bank_lines.height
+        summary.files[("bank", "statement_lines")] = 1
+        summary.records[("ground_truth", "bank_matches")] = bank_truth.height
+        summary.files[("ground_truth", "bank_matches")] = 1
         for name, df in tables.items():
             summary.records[("ground_truth", name)] = df.height
             summary.files[("ground_truth", name)] = 1

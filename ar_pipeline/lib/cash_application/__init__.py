@@ -1,0 +1,168 @@
+"""Cash application: match unapplied money to open invoices (see `matching`), read bank statements
+through a YAML layout, and score auto-applied matches against the generator's truth."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from pathlib import Path
+
+import polars as pl
+
+from .config import (
+    AnalyticsConfigError,
+    BankStatementLayout,
+    CashApplicationConfig,
+    load_yaml_model,
+)
+from .matching import PAYMENT_COLUMNS, SUGGESTION_SCHEMA, Matcher, match_payments, normalise_name
+
+__all__ = [
+    "PAYMENT_COLUMNS",
+    "SUGGESTION_SCHEMA",
+    "AnalyticsConfigError",
+    "BankStatementLayout",
+    "CashApplicationConfig",
+    "Matcher",
+    "evaluate",
+    "load_yaml_model",
+    "match_payments",
+    "normalise_name",
+    "read_bank_statements",
+    "suggestions_from_warehouse",
+]
+
+OPEN_INVOICES_SQL = """
+SELECT i.invoice_key, i.invoice_number, i.customer_id, c.customer_name, i.currency,
+       CAST(i.open_amount AS DOUBLE) AS open_amount, CAST(i.exchange_rate AS DOUBLE) AS exchange_rate, i.due_date
+FROM marts.fct_invoices i LEFT JOIN marts.dim_customers c ON c.customer_id = i.customer_id
+WHERE i.status = 'open' AND i.open_amount > 0
+ORDER BY i.invoice_key
+"""
+
+# unapplied payments and open credit memos: the customer is known, there is no reference text
+UNAPPLIED_SQL = """
+SELECT 'unapplied:' || credit_key AS payment_key, credit_type AS payment_source, document_date AS payment_date,
+       CAST(unapplied_amount AS DOUBLE) AS amount, currency, CAST(NULL AS VARCHAR) AS reference,
+       customer_name AS payer_name, customer_id
+FROM marts.fct_unapplied_cash ORDER BY credit_key
+"""
+
+
+def _amount(text: str | None, decimal: str) -> float | None:
+    if text is None or not str(text).strip():
+        return None
+    s = str(text).strip().replace(" ", "")
+    s = s.replace("," if decimal == "." else ".", "").replace(decimal, ".")
+    try:
+        return float(s)
+    except ValueError:
+        return None
+
+
+def read_bank_statements(landing_dir: Path, layout: BankStatementLayout, as_of: date | None = None) -> pl.DataFrame:
+    """Every bank-statement file under `<landing>/<landing_subdir>` as payment rows (PAYMENT_COLUMNS):
+    credits only (unless configured otherwise), dated on or before `as_of`. A row whose date or
+    amount cannot be read raises a ValueError naming the file, row and column."""
+    folder = Path(landing_dir) / layout.landing_subdir
+    files = sorted({p for pat in layout.files for p in folder.glob(pat) if p.is_file()})
+    c = layout.columns
+    rows = []
+    for f in files:
+        df = pl.read_csv(f, separator=layout.delimiter, infer_schema=False)
+        missing = [
+            v for v in (c.date, c.amount, c.reference, c.payer_name, c.currency, c.line_id) if v and v not in df.columns
+        ]
+        if missing:
+            raise ValueError(
+                f"{f}: columns {missing} (from the bank layout config) are not in the file; it has {df.columns}"
+            )
+        for n, r in enumerate(df.to_dicts(), start=2):
+            try:
+                d = datetime.strptime((r[c.date] or "").strip(), layout.date_format).date()
+            except ValueError as exc:
+                raise ValueError(
+                    f"{f}: row {n}, column {c.date!r}: {r[c.date]!r} is not a date ({layout.date_format})"
+                ) from exc
+            amt = _amount(r[c.amount], layout.decimal_separator)
+            if amt is None:
+                raise ValueError(f"{f}: row {n}, column {c.amount!r}: {r[c.amount]!r} is not an amount")
+            if (layout.credits_only and amt <= 0) or (as_of is not None and d > as_of):
+                continue
+            line = (r[c.line_id] if c.line_id else None) or f"{f.name}:{n}"
+            rows.append(
+                {
+                    "payment_key": f"bank:{line}",
+                    "payment_source": "bank_statement",
+                    "payment_date": d,
+                    "amount": amt,
+                    "currency": ((r[c.currency] if c.currency else None) or layout.default_currency).upper(),
+                    "reference": r[c.reference],
+                    "payer_name": r[c.payer_name],
+                    "customer_id": None,
+                }
+            )
+    return pl.DataFrame(rows, schema=PAYMENT_COLUMNS) if rows else pl.DataFrame(schema=PAYMENT_COLUMNS)
+
+
+def suggestions_from_warehouse(conn, landing_dir: Path, config_dir: Path, as_of: date | None) -> pl.DataFrame:
+    """Match everything unapplied in the marts and the bank statements under the landing folder
+    (configs `cash_application.yaml`, `bank_statement.yaml` in `config_dir`); adds `as_of_date`."""
+    cfg = load_yaml_model(config_dir / "cash_application.yaml", CashApplicationConfig)
+    layout = load_yaml_model(config_dir / "bank_statement.yaml", BankStatementLayout)
+    invoices = conn.sql(OPEN_INVOICES_SQL).pl()
+    unapplied = conn.sql(UNAPPLIED_SQL).pl().cast(PAYMENT_COLUMNS)
+    bank = read_bank_statements(landing_dir, layout, as_of)
+    out = match_payments(pl.concat([unapplied, bank]), invoices, cfg)
+    return out.with_columns(pl.lit(as_of, dtype=pl.Date).alias("as_of_date"))
+
+
+def evaluate(suggestions: pl.DataFrame, truth: pl.DataFrame, invoices: pl.DataFrame) -> dict[str, object]:
+    """Precision and recall of the auto-applied matches of bank lines against the generator's truth.
+
+    `truth`: _ground_truth/bank_matches.parquet; `invoices`: invoice_key, source, source_invoice_id
+    (to name truth invoices by key). A bank line counts as correctly auto-matched when it is
+    auto-applied to exactly the invoices it pays. Precision = correct / auto-applied lines;
+    recall = correct / lines that pay some invoice. Also per generated pattern."""
+    keys = invoices.select("invoice_key", "source", "source_invoice_id")
+    t = truth.join(keys, on=["source", "source_invoice_id"], how="left")
+    want = t.group_by("bank_reference").agg(
+        pl.col("pattern").first(), pl.col("invoice_key").drop_nulls().sort().str.join(",").alias("want")
+    )
+    got = (
+        suggestions.filter(pl.col("payment_source") == "bank_statement")
+        .with_columns(pl.col("payment_key").str.strip_prefix("bank:").alias("bank_reference"))
+        .group_by("bank_reference")
+        .agg(
+            pl.col("auto_apply").any().alias("auto"),
+            pl.col("invoice_key").drop_nulls().sort().str.join(",").alias("got"),
+            pl.col("match_pattern").first(),
+        )
+    )
+    j = (
+        want.join(got, on="bank_reference", how="left")
+        .with_columns(
+            pl.col("auto").fill_null(False),
+            (pl.col("want") != "").alias("payable"),
+        )
+        .with_columns((pl.col("auto") & (pl.col("got") == pl.col("want")) & pl.col("payable")).alias("correct"))
+    )
+    auto = int(j["auto"].sum())
+    correct = int(j["correct"].sum())
+    payable = int(j["payable"].sum())
+    per = (
+        j.group_by("pattern")
+        .agg(lines=pl.len(), auto_applied=pl.col("auto").sum(), correct=pl.col("correct").sum())
+        .sort("pattern")
+    )
+    return {
+        "bank_lines": j.height,
+        "payable_lines": payable,
+        "auto_applied": auto,
+        "correct_auto_applied": correct,
+        "precision": correct / auto if auto else 1.0,
+        "recall": correct / payable if payable else 1.0,
+        "by_pattern": per.to_dicts(),
+        "wrong": j.filter(pl.col("auto") & ~pl.col("correct"))
+        .select("bank_reference", "pattern", "match_pattern", "want", "got")
+        .to_dicts(),
+    }
