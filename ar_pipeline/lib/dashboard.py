@@ -243,7 +243,8 @@ def _money_at_risk(conn: duckdb.DuckDBPyConnection, currency: str) -> tuple[str,
         source = "risk model: open amount × probability of paying more than 30 days late"
         frame = conn.sql(
             """SELECT c.customer_name, sum(a.home_open_amount * s.p_late_30) AS at_risk,
-                      sum(a.home_open_amount) AS open_amount, max(r.risk_band) AS band
+                      sum(a.home_open_amount) AS open_amount, max(r.risk_band) AS band,
+                      max(r.risk_score) AS score, max(r.drivers) AS drivers
                FROM marts.fct_ar_aging a JOIN analytics.invoice_risk_scores s USING (invoice_key)
                JOIN marts.dim_customers c ON c.customer_id = a.customer_id
                LEFT JOIN analytics.customer_risk_scores r ON r.customer_id = a.customer_id
@@ -257,7 +258,9 @@ def _money_at_risk(conn: duckdb.DuckDBPyConnection, currency: str) -> tuple[str,
         frame = conn.sql(
             """SELECT c.customer_name,
                       sum(a.home_open_amount) * coalesce(max(st.percent_paid_late), 50) / 100 AS at_risk,
-                      sum(a.home_open_amount) AS open_amount, NULL AS band
+                      sum(a.home_open_amount) AS open_amount, NULL AS band, NULL AS score,
+                      'share of past invoices paid late: ' || coalesce(round(max(st.percent_paid_late)), 50) || '%'
+                          AS drivers
                FROM marts.fct_ar_aging a JOIN marts.dim_customers c ON c.customer_id = a.customer_id
                LEFT JOIN marts.ar_customer_payment_stats st ON st.customer_id = a.customer_id
                WHERE a.days_past_due > 0
@@ -274,7 +277,13 @@ def _money_at_risk(conn: duckdb.DuckDBPyConnection, currency: str) -> tuple[str,
         )
     )
     fig.update_layout(title="Top 10 customers by money at risk", xaxis={"title": f"{currency}", "tickformat": ",.0f"})
-    return _figure_html(fig, "chart-risk"), source
+    table = _table(
+        [(r["customer_name"], money(r["at_risk"], currency), money(r["open_amount"], currency),
+          r["band"] or "n/a", "n/a" if r["score"] is None else r["score"], r["drivers"] or "")
+         for r in frame.sort("at_risk", descending=True).iter_rows(named=True)],
+        ["Customer", "Money at risk", "Open amount", "Risk band", "Score (0–100)", "Why"],
+    )
+    return _figure_html(fig, "chart-risk") + table, source
 
 
 def _reminder_queue(conn: duckdb.DuckDBPyConnection, currency: str) -> str:
