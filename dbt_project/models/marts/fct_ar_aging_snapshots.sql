@@ -1,8 +1,11 @@
+{#- Spark's parquet tables have no delete+insert: overwriting the snapshot_date partitions a run
+    computes keeps older snapshots the same way. -#}
 {{
     config(
         materialized='incremental',
         unique_key=['snapshot_date', 'invoice_key'],
-        incremental_strategy='delete+insert',
+        incremental_strategy='insert_overwrite' if target.type == 'spark' else 'delete+insert',
+        partition_by=['snapshot_date'] if target.type == 'spark' else none,
         on_schema_change='fail'
     )
 }}
