@@ -11,7 +11,7 @@ export AR_LANDING_DIR ?= $(CURDIR)/data/landing
 # dbt and dagster run from the venv whatever the caller's PATH holds.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: demo test ui install install-dev lint bench clean
+.PHONY: demo test test-spark ui install install-dev lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ demo: install
 
 test: install-dev
 	$(BIN)/python -m pytest
+
+# Only the Spark parity test (dbt on a local Spark vs DuckDB; needs Java 17+).
+test-spark: install-dev
+	$(BIN)/python -m pytest -m spark
 
 ui: install-dev
 	mkdir -p $(DAGSTER_HOME) && cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml

@@ -17,6 +17,11 @@
     timezone('UTC', to_timestamp({{ epoch_seconds_expr }}))
 {%- endmacro %}
 
+{#- Seconds added to the epoch as timestamp_ntz: the result does not depend on the session time zone. -#}
+{% macro spark__epoch_seconds_to_timestamp(epoch_seconds_expr) -%}
+    timestampadd(second, {{ epoch_seconds_expr }}, timestamp_ntz'1970-01-01 00:00:00')
+{%- endmacro %}
+
 
 {#- Unix seconds (UTC) -> UTC calendar date (portable once the macro above exists). -#}
 {% macro epoch_seconds_to_date(epoch_seconds_expr) -%}

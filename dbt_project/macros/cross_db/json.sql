@@ -19,6 +19,12 @@
     json_extract_string({{ json_expr }}, '{{ json_path }}')
 {%- endmacro %}
 
+{#- JSON columns are strings on Spark. Spark reads JSON numbers as doubles: amounts stay exact up to
+    15 significant digits (below 10^13 at cent precision), then cast to decimal by the caller. -#}
+{% macro spark__json_extract_text(json_expr, json_path) -%}
+    get_json_object({{ json_expr }}, '{{ json_path }}')
+{%- endmacro %}
+
 
 {#-
     FROM-clause fragment that unnests the JSON array found at json_path ('$' = the value itself,
@@ -43,5 +49,16 @@
         select
             unnest(json_extract({{ json_expr }}, '{{ json_path }}[*]')) as {{ element_alias }},
             generate_subscripts(json_extract({{ json_expr }}, '{{ json_path }}[*]'), 1) as {{ index_alias }}
+    ) as {{ element_alias }}_unnested
+{%- endmacro %}
+
+{#- from_json to array<string> keeps each element as its JSON text; posexplode's position is 0-based. -#}
+{% macro spark__unnest_json_array(json_expr, element_alias, index_alias, json_path='$') -%}
+    {%- set array_json = json_expr if json_path == '$' else "get_json_object(" ~ json_expr ~ ", '" ~ json_path ~ "')" %}
+    cross join lateral (
+        select
+            col as {{ element_alias }},
+            pos + 1 as {{ index_alias }}
+        from posexplode(from_json({{ array_json }}, 'array<string>'))
     ) as {{ element_alias }}_unnested
 {%- endmacro %}

@@ -1,9 +1,13 @@
+{#- Spark's parquet tables have no delete+insert: overwriting the snapshot_date partitions a run
+    computes keeps older snapshots the same way. A column added in a new release is appended to an
+    existing table (older snapshot rows get null there) so upgrading never drops the history. -#}
 {{
     config(
         materialized='incremental',
         unique_key=['snapshot_date', 'invoice_key'],
-        incremental_strategy='delete+insert',
-        on_schema_change='fail'
+        incremental_strategy='insert_overwrite' if target.type == 'spark' else 'delete+insert',
+        partition_by=['snapshot_date'] if target.type == 'spark' else none,
+        on_schema_change='append_new_columns'
     )
 }}
 {%- set snapshot_dates = ar_snapshot_dates() -%}
