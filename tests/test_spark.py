@@ -193,7 +193,7 @@ def test_data_exercises_buckets_sources_and_dimensions(marts) -> None:
     assert set(marts["fct_ar_aging_snapshots"]["spark"]["aging_bucket"]) > buckets  # history ages further
     assert marts["fct_invoices"]["spark"]["source"].n_unique() >= 2  # QuickBooks and Stripe
     assert set(marts["fct_invoices"]["spark"]["status"]) >= {"open", "paid"}
-    assert set(marts["ar_kpis_monthly"]["spark"]["dimension"]) == {"all", "segment", "region"}
+    assert set(marts["ar_kpis_monthly"]["spark"]["dimension"]) == {"all", "segment", "region", "collector"}
     assert marts["ar_kpis_monthly"]["spark"]["cei"].drop_nulls().len() > 0
 
 
