@@ -9,7 +9,7 @@ last `val_fraction` is the validation slice, the rest the fit slice.
   every feature. Each is fitted on the fit slice; the winner
   has the highest validation AUC (boosting must beat the logistic model by AUC_MARGIN: if simpler
   is as good, simpler ships). The winner is refitted on all training rows and Platt-calibrated on
-  3 folds (sigmoid: monotone, so it keeps the ranking).
+  3 shuffled, seeded folds (sigmoid: monotone, so it keeps the ranking; see _refit_calibrated).
 - Days to pay: candidates are quantile HistGradientBoosting (p10/p50/p90) and "the customer's
   rolling median days to pay + quantiles of its residuals". Intervals are conformalised on the
   validation slice (CQR) so the 80% band covers ~80%; the winner has the lowest validation MAE
@@ -34,6 +34,7 @@ from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss, roc_auc_score
+from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
@@ -188,12 +189,20 @@ def _choose(scores: dict[str, dict[str, float]]) -> str:
     return best
 
 
-def _refit_calibrated(model: Any, X: np.ndarray, y: np.ndarray) -> Any:
-    """The chosen model refitted on every training row, Platt-calibrated on 3 unshuffled folds
-    (sigmoid: monotone, so it keeps the ranking)."""
+def _refit_calibrated(model: Any, X: np.ndarray, y: np.ndarray, seed: int) -> Any:
+    """The chosen model refitted on every training row, Platt-calibrated (sigmoid: monotone, so it
+    keeps the ranking) on out-of-fold scores of 3 *shuffled*, seeded, stratified folds.
+
+    The folds must be shuffled: training rows are stored grouped (by customer / time), and with
+    unshuffled folds each fold's model scored rows unlike the ones it was fitted on (out-of-fold
+    mean logits of +7.5, +1.4 and -5.8 on the second generated history against +2.4 for the full
+    fit), so the sigmoid learned on them flattened every probability towards the base rate: Brier
+    0.203 against 0.111 uncalibrated and 0.107 with shuffled folds. Every row is from before the
+    cut-off, so shuffling inside the training period reads nothing from the test period."""
     if np.bincount(y, minlength=2).min() < 3:
         return model.fit(X, y)
-    return CalibratedClassifierCV(model, method="sigmoid", cv=3, ensemble=False).fit(X, y)
+    folds = StratifiedKFold(n_splits=3, shuffle=True, random_state=seed)
+    return CalibratedClassifierCV(model, method="sigmoid", cv=folds, ensemble=False).fit(X, y)
 
 
 # ---------------------------------------------------------------------- timing
@@ -276,7 +285,7 @@ def _train(train_rows: pl.DataFrame, data_cutoff: date, cfg: TrainConfig, traine
             classifiers[target], kinds[target] = _Constant(float(y.mean())), "constant"
             continue
         best = _choose(scores)
-        classifiers[target] = _refit_calibrated(_candidates(cfg)[best], X, y)
+        classifiers[target] = _refit_calibrated(_candidates(cfg)[best], X, y, cfg.seed)
         kinds[target] = best
         validation[f"{target}_val"] = scores
 
