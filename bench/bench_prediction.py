@@ -84,7 +84,8 @@ def main() -> int:
 
     result = {
         "benchmark": "prediction", "invoices": ledger.height, "customers": customers,
-        "train_rows": sp.train.height, "train_rows_used": model.validation.get("n_used"), "scored_rows": sp.test.height, "drivers_rows": len(drivers),
+        "train_rows": sp.train.height, "train_rows_used": model.validation.get("n_used"),
+        "scored_rows": sp.test.height, "drivers_rows": len(drivers),
         "cutoff": cutoff.isoformat(), "classifier_kind": model.classifier_kind, "timing_kind": model.timing_kind,
         "stages": stages, "peak_rss_mb": peak_rss_mb(), "ml_threads": ml_threads(),
         "machine": {"python": platform.python_version(), "cpus": __import__("os").cpu_count()},
