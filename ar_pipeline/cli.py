@@ -636,6 +636,7 @@ def reminders_log(unsettled: bool, limit: int) -> None:
         click.echo("no log rows")
 
 
+@main.command("backtest")
 @click.option("--cutoff", required=True, help="Train on invoices settled before this date (YYYY-MM-DD); "
               "test on invoices issued on or after it.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,

@@ -6,7 +6,8 @@ Generates N invoices with the demo generator and builds the ledger straight from
 parquet (invoice, due and paid dates, amounts: the same columns the marts give; this times the
 prediction code, not the dbt pipeline, which bench/run_bench.py covers). Then times, in one
 process: `features` (build_features over every invoice), `train` (model selection + final fits at
-a cut-off 90 days before the end), `score` (predict + drivers for the invoices issued after it).
+a cut-off 90 days before the end, on a seeded sample of at most TrainConfig.max_train_rows of the
+`train_rows` known then), `score` (predict + drivers for the invoices issued after it).
 Writes `bench/results/<date>-prediction-<N>.json` with seconds per stage, peak RSS, row counts and
 the backtest metrics of that split. AR_ML_THREADS sets scikit-learn's threads (default 1).
 """
@@ -83,7 +84,8 @@ def main() -> int:
 
     result = {
         "benchmark": "prediction", "invoices": ledger.height, "customers": customers,
-        "train_rows": sp.train.height, "scored_rows": sp.test.height, "drivers_rows": len(drivers),
+        "train_rows": sp.train.height, "train_rows_used": model.validation.get("n_used"),
+        "scored_rows": sp.test.height, "drivers_rows": len(drivers),
         "cutoff": cutoff.isoformat(), "classifier_kind": model.classifier_kind, "timing_kind": model.timing_kind,
         "stages": stages, "peak_rss_mb": peak_rss_mb(), "ml_threads": ml_threads(),
         "machine": {"python": platform.python_version(), "cpus": __import__("os").cpu_count()},

@@ -91,6 +91,10 @@ def test_run_succeeds_with_every_check_passing(pipeline) -> None:
     assert len(evaluations) > 20  # ingest reconciliations + dbt tests
     failed = [(e.asset_key.to_user_string(), e.check_name) for e in evaluations if not e.passed]
     assert failed == []
+    # the Great Expectations suites on the prediction feature frame and score tables ran (and passed)
+    gx = {(e.asset_key.to_user_string(), e.check_name) for e in evaluations if e.check_name.endswith("_gx")}
+    assert {("analytics/payment_model", "feature_frame_gx"), ("analytics/invoice_risk_scores", "invoice_scores_gx"),
+            ("analytics/customer_risk_scores", "customer_scores_gx")} <= gx
     materialized = {m.asset_key.to_user_string() for m in result.get_asset_materialization_events()
                     for m in [m.event_specific_data.materialization]}
     assert {"quickbooks/raw_invoices", "stripe/raw_invoices", "marts/fct_ar_aging", "marts/fct_invoices",

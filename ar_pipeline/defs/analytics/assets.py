@@ -7,8 +7,11 @@
   date p10/p50/p90 and the top drivers (ar_pipeline.lib.prediction.score).
 - `analytics/customer_risk_scores`: per customer, risk score 0–100, band, expected days late, open
   exposure, trend vs 91 days earlier and drivers.
-Blocking checks (plain SQL, not Great Expectations): probabilities in [0, 1], p10 ≤ p50 ≤ p90,
-one row per open invoice and every open invoice scored.
+Blocking Great Expectations checks (suites in ar_pipeline.lib.prediction.quality; GX is imported
+only when a check runs): `feature_frame_gx` on the training feature frame, emitted by
+`payment_model` itself before it trains (a failing frame saves no model); `invoice_scores_gx`
+(probabilities in [0, 1], p10 ≤ p50 ≤ p90, no null keys, one row per open invoice, every open
+invoice scored) and `customer_scores_gx` (score 0–100, one row per customer).
 """
 
 from datetime import UTC, datetime
@@ -43,23 +46,44 @@ def _write(duckdb: DuckDBResource, table: str, frame: pl.DataFrame) -> None:
         conn.unregister("_frame")
 
 
-@dg.asset(key=MODEL_KEY, deps=MARTS, kinds={"sklearn", "polars"}, **COMMON)
+FEATURE_CHECK = "feature_frame_gx"
+
+
+def _check_result(outcome, name: str | None = None) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        check_name=name, passed=outcome.success, severity=dg.AssetCheckSeverity.ERROR,
+        metadata={"expectations": outcome.evaluated, "failed": len(outcome.failed),
+                  "failures": dg.MetadataValue.json(outcome.failed)})
+
+
+@dg.asset(key=MODEL_KEY, deps=MARTS, kinds={"sklearn", "polars"},
+          check_specs=[dg.AssetCheckSpec(FEATURE_CHECK, asset=MODEL_KEY, blocking=True,
+                                         description="GX suite on the training feature frame")],
+          **COMMON)
 def payment_model(context: dg.AssetExecutionContext, duckdb: DuckDBResource,
                   landing: LandingResource) -> dg.MaterializeResult:
     """Payment models (late, > 30 days late, days to pay) trained on everything known at the
-    marts' as-of date; artefact under AR_STATE_DIR/models."""
+    marts' as-of date; artefact under AR_STATE_DIR/models. The feature frame is validated first
+    (blocking `feature_frame_gx`); when it fails nothing is trained or saved."""
     from ar_pipeline.lib.prediction.model import TrainConfig, train
+    from ar_pipeline.lib.prediction.quality import feature_suite, validate
     from ar_pipeline.lib.prediction.score import training_table_at
 
     history = _history(duckdb)
     rows, cutoff = training_table_at(history)
+    outcome = validate(rows, "feature_frame", feature_suite())
+    check = _check_result(outcome, FEATURE_CHECK)
+    if not outcome.success:
+        context.log.error(f"Feature frame failed {len(outcome.failed)} expectations: no model trained")
+        return dg.MaterializeResult(metadata={"trained": False, "data_cutoff": cutoff.isoformat()},
+                                    check_results=[check])
     model = train(rows, cutoff, TrainConfig(), trained_at=datetime.now(UTC).isoformat(timespec="seconds"))
     path = model.save(landing.state_path() / "models")
     context.log.info(f"Saved {model.version} to {path}")
     return dg.MaterializeResult(metadata={
-        "model_version": model.version, "path": str(path), "data_cutoff": cutoff.isoformat(),
+        "trained": True, "model_version": model.version, "path": str(path), "data_cutoff": cutoff.isoformat(),
         "n_train": model.n_train, "classifier_kind": str(model.classifier_kind), "timing_kind": model.timing_kind,
-    })
+    }, check_results=[check])
 
 
 @dg.asset(key=INVOICE_KEY, deps=[MODEL_KEY, *MARTS], kinds={"sklearn", "duckdb"}, **COMMON)
@@ -88,40 +112,31 @@ def customer_risk_scores(duckdb: DuckDBResource, landing: LandingResource) -> dg
     return dg.MaterializeResult(metadata={"dagster/row_count": scores.height, "model_version": model.version})
 
 
-def _failures(duckdb: DuckDBResource, sql: str) -> int:
+@dg.asset_check(asset=INVOICE_KEY, name="invoice_scores_gx", blocking=True,
+                description="GX: probabilities in [0, 1], p10 <= p50 <= p90, no null keys, one row per open "
+                "invoice, every open invoice of marts.fct_invoices scored")
+def invoice_scores_gx(duckdb: DuckDBResource) -> dg.AssetCheckResult:
+    from ar_pipeline.lib.prediction.quality import invoice_scores_suite, validate
+
     with duckdb.get_connection() as conn:
-        return int(conn.sql(sql).fetchall()[0][0])
+        scores = conn.sql("select * from analytics.invoice_risk_scores").pl()
+        open_keys = conn.sql("select invoice_key from marts.fct_invoices where status = 'open'").pl()
+    # a null key among the open invoices can never be matched: the set comparison then fails
+    keys = [k if k is not None else "<null invoice_key>" for k in open_keys["invoice_key"].to_list()]
+    return _check_result(validate(scores, "invoice_risk_scores", invoice_scores_suite(keys)))
 
 
-INVOICE_RULES = {
-    "probabilities_in_range": "select count(*) from analytics.invoice_risk_scores where p_late is null "
-    "or p_late < 0 or p_late > 1 or p_late_30 is null or p_late_30 < 0 or p_late_30 > 1",
-    "pay_dates_ordered": "select count(*) from analytics.invoice_risk_scores where predicted_pay_date_p10 is null "
-    "or predicted_pay_date_p10 > predicted_pay_date_p50 or predicted_pay_date_p50 > predicted_pay_date_p90",
-    "one_row_per_open_invoice": "select count(*) - count(distinct invoice_key) + count(*) filter "
-    "(where invoice_key is null) from analytics.invoice_risk_scores",
-    "every_open_invoice_scored": "select count(*) from marts.fct_invoices i where i.status = 'open' and not exists "
-    "(select 1 from analytics.invoice_risk_scores s where s.invoice_key = i.invoice_key)",
-}
-CUSTOMER_RULES = {
-    "scores_in_range": "select count(*) from analytics.customer_risk_scores where risk_score is null "
-    "or risk_score < 0 or risk_score > 100 or p_late_next_invoice < 0 or p_late_next_invoice > 1",
-    "one_row_per_customer": "select count(*) - count(distinct customer_id) + count(*) filter "
-    "(where customer_id is null) from analytics.customer_risk_scores",
-}
+@dg.asset_check(asset=CUSTOMER_KEY, name="customer_scores_gx", blocking=True,
+                description="GX: risk score 0-100, P(late) in [0, 1], one row per customer, no null ids")
+def customer_scores_gx(duckdb: DuckDBResource) -> dg.AssetCheckResult:
+    from ar_pipeline.lib.prediction.quality import customer_scores_suite, validate
 
-
-def _build_check(asset_key: dg.AssetKey, name: str, sql: str) -> dg.AssetChecksDefinition:
-    @dg.asset_check(asset=asset_key, name=name, blocking=True, description=f"Rows breaking: {sql}")
-    def _check(duckdb: DuckDBResource) -> dg.AssetCheckResult:
-        failed = _failures(duckdb, sql)
-        return dg.AssetCheckResult(passed=failed == 0, metadata={"failed_rows": failed})
-
-    return _check
+    with duckdb.get_connection() as conn:
+        scores = conn.sql("select * from analytics.customer_risk_scores").pl()
+    return _check_result(validate(scores, "customer_risk_scores", customer_scores_suite()))
 
 
 @dg.definitions
 def defs() -> dg.Definitions:
-    checks = [_build_check(INVOICE_KEY, n, s) for n, s in INVOICE_RULES.items()]
-    checks += [_build_check(CUSTOMER_KEY, n, s) for n, s in CUSTOMER_RULES.items()]
-    return dg.Definitions(assets=[payment_model, invoice_risk_scores, customer_risk_scores], asset_checks=checks)
+    return dg.Definitions(assets=[payment_model, invoice_risk_scores, customer_risk_scores],
+                          asset_checks=[invoice_scores_gx, customer_scores_gx])

@@ -9,9 +9,12 @@ last `val_fraction` is the validation slice, the rest the fit slice.
   every feature. Each is fitted on the fit slice; the winner
   has the highest validation AUC (boosting must beat the logistic model by AUC_MARGIN: if simpler
   is as good, simpler ships). The winner is refitted on all training rows and Platt-calibrated on
-  3 folds (sigmoid: monotone, so it keeps the ranking).
-- Days to pay: candidates are quantile HistGradientBoosting (p10/p50/p90) and "the customer's
-  rolling median days to pay + quantiles of its residuals". Intervals are conformalised on the
+  3 shuffled, seeded folds (sigmoid: monotone, so it keeps the ranking; see _refit_calibrated).
+- Days to pay: candidates are quantile HistGradientBoosting of the residual around the customer's
+  rolling median (p10/p50/p90; small, heavily shrunk trees, so it stays close to the median unless
+  the features say otherwise), "the customer's rolling median + quantiles of its residuals" and
+  the naive baseline itself ("customer_median": p50 = the rolling median, band from the residual
+  quantiles) — if the baseline wins on validation, it ships. Intervals are conformalised on the
   validation slice (CQR) so the 80% band covers ~80%; the winner has the lowest validation MAE
   and is refitted on all paid training rows.
 Everything is seeded: the same rows and seed give the same model and the same scores.
@@ -34,6 +37,7 @@ from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss, roc_auc_score
+from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
@@ -56,6 +60,18 @@ class TrainConfig:
     max_iter: int = 200
     learning_rate: float = 0.08
     min_rows: int = 50
+    #: days-to-pay residual models: small, heavily shrunk trees (100 x 0.05, 15 leaves, >= 100 rows
+    #: a leaf). The residual is added to the customer's rolling median, so shrinkage pulls towards
+    #: that baseline; with the classifiers' 200 x 0.08 / 40-row leaves the timing model lost to the
+    #: median on the second generated history (test MAE 5.35 vs 4.70) while winning on validation.
+    #: training rows above this are a seeded uniform sample (every period and customer kept in
+    #: proportion): the features are per-customer aggregates over the full ledger, so more rows
+    #: add little; at 1M invoices (794k training rows) fitting every row took 1,130 s on 2 cores
+    max_train_rows: int = 150_000
+    timing_max_iter: int = 100
+    timing_learning_rate: float = 0.05
+    timing_max_leaf_nodes: int = 15
+    timing_min_samples_leaf: int = 100
 
 
 @dataclass
@@ -188,19 +204,28 @@ def _choose(scores: dict[str, dict[str, float]]) -> str:
     return best
 
 
-def _refit_calibrated(model: Any, X: np.ndarray, y: np.ndarray) -> Any:
-    """The chosen model refitted on every training row, Platt-calibrated on 3 unshuffled folds
-    (sigmoid: monotone, so it keeps the ranking)."""
+def _refit_calibrated(model: Any, X: np.ndarray, y: np.ndarray, seed: int) -> Any:
+    """The chosen model refitted on every training row, Platt-calibrated (sigmoid: monotone, so it
+    keeps the ranking) on out-of-fold scores of 3 *shuffled*, seeded, stratified folds.
+
+    The folds must be shuffled: training rows are stored grouped (by customer / time), and with
+    unshuffled folds each fold's model scored rows unlike the ones it was fitted on (out-of-fold
+    mean logits of +7.5, +1.4 and -5.8 on the second generated history against +2.4 for the full
+    fit), so the sigmoid learned on them flattened every probability towards the base rate: Brier
+    0.203 against 0.111 uncalibrated and 0.107 with shuffled folds. Every row is from before the
+    cut-off, so shuffling inside the training period reads nothing from the test period."""
     if np.bincount(y, minlength=2).min() < 3:
         return model.fit(X, y)
-    return CalibratedClassifierCV(model, method="sigmoid", cv=3, ensemble=False).fit(X, y)
+    folds = StratifiedKFold(n_splits=3, shuffle=True, random_state=seed)
+    return CalibratedClassifierCV(model, method="sigmoid", cv=folds, ensemble=False).fit(X, y)
 
 
 # ---------------------------------------------------------------------- timing
 def _hgb_quantile(cfg: TrainConfig, q: float) -> HistGradientBoostingRegressor:
     return HistGradientBoostingRegressor(
-        loss="quantile", quantile=q, max_iter=cfg.max_iter, learning_rate=cfg.learning_rate,
-        min_samples_leaf=40, categorical_features=CATEGORICAL_MASK, early_stopping=False, random_state=cfg.seed,
+        loss="quantile", quantile=q, max_iter=cfg.timing_max_iter, learning_rate=cfg.timing_learning_rate,
+        max_leaf_nodes=cfg.timing_max_leaf_nodes, min_samples_leaf=cfg.timing_min_samples_leaf,
+        l2_regularization=1.0, categorical_features=CATEGORICAL_MASK, early_stopping=False, random_state=cfg.seed,
     )
 
 
@@ -211,13 +236,20 @@ def predict_quantiles(timing: dict[str, Any], kind: str, X: np.ndarray) -> np.nd
     if kind == "hgb_quantile":
         # boosted from the customer's rolling median: the models predict the residual quantiles
         raw = X[:, [MEDIAN_DTP_IDX]] + np.column_stack([m.predict(X) for m in timing["models"]])
-    else:  # history_residual
+    else:  # history_residual, customer_median
         raw = X[:, [MEDIAN_DTP_IDX]] + np.asarray(timing["offsets"])[None, :]
     raw = np.sort(raw, axis=1)  # quantile models fitted apart can cross
     widen = timing.get("conformal", 0.0)
     raw[:, 0] -= widen
     raw[:, 2] += widen
     return np.clip(raw, 0.0, None)
+
+
+def _median_offsets(resid: np.ndarray) -> list[float]:
+    """The customer's rolling median itself as p50 (the naive baseline, offset 0), with the 10th /
+    90th percentiles of the residuals around it as the band."""
+    lo, hi = np.quantile(resid, [QUANTILES[0], QUANTILES[2]]) if len(resid) else (0.0, 0.0)
+    return [float(lo), 0.0, float(hi)]
 
 
 def _conformal(q: np.ndarray, y: np.ndarray, level: float = 0.8) -> float:
@@ -253,9 +285,13 @@ def _train(train_rows: pl.DataFrame, data_cutoff: date, cfg: TrainConfig, traine
     if train_rows.height < cfg.min_rows:
         raise ValueError(f"only {train_rows.height} settled invoices before {data_cutoff}: "
                          f"need at least {cfg.min_rows} to train")
+    n_available = train_rows.height
+    if n_available > cfg.max_train_rows:
+        keep = train_rows.with_row_index("_i").sample(n=cfg.max_train_rows, seed=cfg.seed)["_i"].sort()
+        train_rows = train_rows[keep.to_numpy()]
     vocab = fit_vocab(train_rows)
     X_all = feature_matrix(train_rows, vocab)
-    validation: dict[str, Any] = {}
+    validation: dict[str, Any] = {"n_available": n_available, "n_used": train_rows.height}
 
     classifiers, kinds = {}, {}
     for target in TARGETS:
@@ -276,7 +312,7 @@ def _train(train_rows: pl.DataFrame, data_cutoff: date, cfg: TrainConfig, traine
             classifiers[target], kinds[target] = _Constant(float(y.mean())), "constant"
             continue
         best = _choose(scores)
-        classifiers[target] = _refit_calibrated(_candidates(cfg)[best], X, y)
+        classifiers[target] = _refit_calibrated(_candidates(cfg)[best], X, y, cfg.seed)
         kinds[target] = best
         validation[f"{target}_val"] = scores
 
@@ -291,6 +327,7 @@ def _train(train_rows: pl.DataFrame, data_cutoff: date, cfg: TrainConfig, traine
     timing_candidates = {
         "hgb_quantile": {"models": [_hgb_quantile(cfg, q).fit(X[fit_idx], resid[fit_idx]) for q in QUANTILES]},
         "history_residual": {"offsets": np.quantile(y[fit_idx] - X[fit_idx, MEDIAN_DTP_IDX], QUANTILES).tolist()},
+        "customer_median": {"offsets": _median_offsets(resid[fit_idx])},
     }
     maes = {}
     for name, timing in timing_candidates.items():
@@ -306,7 +343,7 @@ def _train(train_rows: pl.DataFrame, data_cutoff: date, cfg: TrainConfig, traine
                  for i, c in enumerate(ALL_FEATURES)}
     return PaymentModel(classifiers=classifiers, classifier_kind=kinds, timing=timing_candidates[timing_kind],
                         timing_kind=timing_kind, vocab=vocab, reference=reference, data_cutoff=data_cutoff,
-                        seed=cfg.seed, n_train=train_rows.height, validation=validation, trained_at=trained_at)
+                        seed=cfg.seed, n_train=n_available, validation=validation, trained_at=trained_at)
 
 
 class _Constant:
