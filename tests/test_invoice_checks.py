@@ -180,3 +180,16 @@ def test_config_errors_name_file_and_field(tmp_path: Path) -> None:
     bad.write_text("rules:\n  no_such_rule: {}\n")
     with pytest.raises(AnalyticsConfigError, match=r"rules\.no_such_rule"):
         load_yaml_model(bad, InvoiceRulesConfig)
+
+
+def test_issues_seen_in_the_previous_run_are_not_new() -> None:
+    from ar_pipeline.defs.analytics.hygiene import mark_new
+
+    out = run(draft(currency="EUR", billing_email=None), past())
+    assert rules(out) == {"unusual_currency", "missing_billing_email"}
+    marked = mark_new(out, {("new", "unusual_currency"), ("other", "missing_billing_email")})
+    assert dict(zip(marked["rule_id"], marked["is_new"], strict=True)) == {
+        "unusual_currency": False,
+        "missing_billing_email": True,
+    }
+    assert mark_new(out, set())["is_new"].all()
