@@ -104,7 +104,9 @@ def export_run(tmp_path_factory: pytest.TempPathFactory):
 def test_pipeline_runs_on_an_invoice_export_alone(export_run) -> None:
     result = export_run["result"]
     assert result.success
-    assert [e for e in result.get_asset_check_evaluations() if not e.passed] == []
+    failed = [e for e in result.get_asset_check_evaluations() if not e.passed]
+    # the pre-send checks only warn about what they find in the register (first run: all of it is new)
+    assert [e for e in failed if (e.check_name, e.severity) != ("invoice_issues_new", dg.AssetCheckSeverity.WARN)] == []
 
 
 def test_aging_from_export_matches_the_export(export_run) -> None:

@@ -190,9 +190,11 @@ def test_counts_and_envelopes(small):
         assert p["QueryResponse"]["maxResults"] == len(p["QueryResponse"]["Payment"]) <= 1000
         assert "time" in p and datetime.fromisoformat(p["time"]).tzinfo is not None
         pos += len(p["QueryResponse"]["Payment"])
-    # Stripe envelopes: newest first, has_more on all but the last page
+    # Stripe envelopes: newest first, has_more on all but the last page (the injected drafts are a
+    # page of their own, see test_stripe_invoice_amounts)
+    injected = set(pl.read_parquet(root / "_ground_truth" / "invoice_hygiene.parquet")["invoice_id"])
     for folder in ("invoices", "charges", "customers"):
-        pages = _pages(root / "stripe" / folder)
+        pages = [p for p in _pages(root / "stripe" / folder) if not {r["id"] for r in p["data"]} <= injected]
         assert [p["has_more"] for p in pages] == [True] * (len(pages) - 1) + [False]
         assert all(
             p["object"] == "list" and p["url"] == f"/v1/{folder}" and len(p["data"]) <= 100
@@ -328,8 +330,13 @@ def test_stripe_invoice_amounts(small):
         assert ip["currency"] == invoice_currency[ip["invoice"]] == charges[ip["payment"]["charge"]]["currency"]
     for cn in cns:
         assert cn["currency"] == invoice_currency[cn["invoice"]]
+    # drafts with injected pre-send mistakes (wrong currency, no due date) are checked in test_invoice_checks
+    injected = set(pl.read_parquet(root / "_ground_truth" / "invoice_hygiene.parquet")["invoice_id"])
     for r in invs:
         statuses.add(r["status"])
+        if r["id"] in injected:
+            assert r["status"] == "draft" and r["number"] is None
+            continue
         # Stripe writes lower-case codes; a customer bills in one currency
         assert r["object"] == "invoice" and r["currency"] == customer_currency[r["customer"]]
         assert r["currency"] in {"usd", "eur", "gbp"}

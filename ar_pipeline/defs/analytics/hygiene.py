@@ -5,7 +5,9 @@
   with a confidence, an explanation and an auto-apply flag (`ar_pipeline.lib.cash_application`).
 - `analytics.invoice_issues`: pre-send checks on draft/unsent and recently sent invoices
   (`ar_pipeline.lib.invoice_checks`), with a WARN check summarising new issues.
-- `analytics.dispute_queue`: disputes with routing, deadlines and a suggested next action
+- `analytics.dispute_queue`: disputes with routing, deadlines and a suggested next action, with
+  `analytics.dispute_reasons` (recurring reasons by month, segment, customer) and
+  `analytics.dispute_risk_invoices` (open invoices of customers with recent disputes)
   (`ar_pipeline.lib.disputes`).
 
 Configs live in `<AR_INGEST_CONFIG_DIR>/analytics/*.yaml`. Every table carries the run's as-of date,
@@ -20,10 +22,17 @@ from dagster_duckdb import DuckDBResource
 
 from ar_pipeline.defs.resources import LandingResource
 from ar_pipeline.lib.cash_application import suggestions_from_warehouse
+from ar_pipeline.lib.cash_application.config import load_yaml_model
+from ar_pipeline.lib.disputes import DisputeRoutingConfig, dispute_tables
+from ar_pipeline.lib.invoice_checks import InvoiceRulesConfig, invoice_issues_from_warehouse
 from ar_pipeline.lib.settings import DBT_PROJECT_DIR
 
 ANALYTICS_CONFIG_SUBDIR = "analytics"
 CASH_KEY = dg.AssetKey(["analytics", "cash_application_suggestions"])
+INVOICE_ISSUES_KEY = dg.AssetKey(["analytics", "invoice_issues"])
+DISPUTE_KEYS = {
+    name: dg.AssetKey(["analytics", name]) for name in ("dispute_queue", "dispute_reasons", "dispute_risk_invoices")
+}
 
 
 def analytics_config_dir(landing: LandingResource) -> Path:
@@ -86,6 +95,130 @@ def cash_application_suggestions(
     )
 
 
+def previous_issue_keys(conn) -> set[tuple[str, str]]:
+    """(invoice_key, rule_id) pairs in the table the previous run wrote (empty on the first run)."""
+    exists = conn.sql(
+        "select count(*) from information_schema.tables "
+        "where table_schema = 'analytics' and table_name = 'invoice_issues'"
+    ).fetchall()[0][0]
+    if not exists:
+        return set()
+    return {(k, r) for k, r in conn.sql("select invoice_key, rule_id from analytics.invoice_issues").fetchall()}
+
+
+def mark_new(issues: pl.DataFrame, previous: set[tuple[str, str]]) -> pl.DataFrame:
+    """`is_new`: the (invoice, rule) pair was not in the previous run's table."""
+    seen = [f"{k}\x1f{r}" for k, r in previous]
+    pair = pl.concat_str([pl.col("invoice_key"), pl.col("rule_id")], separator="\x1f")
+    return issues.with_columns(is_new=~pair.is_in(pl.Series(seen, dtype=pl.String)))
+
+
+@dg.asset(
+    key=INVOICE_ISSUES_KEY,
+    deps=[
+        dg.AssetKey(["marts", "fct_invoices"]),
+        dg.AssetKey(["staging", "stg_quickbooks__invoices"]),
+        dg.AssetKey(["staging", "stg_stripe__invoices"]),
+        dg.AssetKey(["staging", "stg_exports__invoices"]),
+    ],
+    group_name="analytics",
+    pool="duckdb",
+    description="Pre-send checks: one row per (invoice, rule fired) for invoices not yet sent (Stripe drafts, "
+    "QuickBooks NeedToSend, export rows with a pending status) and invoices sent recently, with severity, rule_id, "
+    "a sentence for the billing clerk and is_new (not in the previous run). Rules: invoice_rules.yaml.",
+)
+def invoice_issues(
+    context: dg.AssetExecutionContext, duckdb: DuckDBResource, landing: LandingResource
+) -> dg.MaterializeResult:
+    cfg = load_yaml_model(analytics_config_dir(landing) / "invoice_rules.yaml", InvoiceRulesConfig)
+    with duckdb.get_connection() as conn:
+        as_of = marts_as_of(conn)
+        issues = invoice_issues_from_warehouse(conn, as_of, cfg)
+        out = mark_new(issues, previous_issue_keys(conn)).with_columns(as_of_date=pl.lit(as_of, dtype=pl.Date))
+        write_table(conn, "invoice_issues", out)
+    context.log.info(f"{out.height} invoice issues ({int(out['is_new'].sum())} new), as of {as_of}")
+    by_rule = {r: int(n) for r, n in out.group_by("rule_id").len().sort("rule_id").iter_rows()}
+    return dg.MaterializeResult(
+        metadata={
+            "as_of_date": str(as_of),
+            "issues": out.height,
+            "new_issues": int(out["is_new"].sum()),
+            "pending_invoices_with_issues": out.filter(pl.col("stage") == "pending")["invoice_key"].n_unique(),
+            "issues_by_rule": by_rule,
+            "dagster/row_count": out.height,
+        }
+    )
+
+
+@dg.asset_check(asset=INVOICE_ISSUES_KEY, description="Warns when this run found issues the previous run did not.")
+def invoice_issues_new(duckdb: DuckDBResource) -> dg.AssetCheckResult:
+    with duckdb.get_connection() as conn:
+        rows = conn.sql(
+            "select severity, rule_id, count(*) from analytics.invoice_issues where is_new group by 1, 2 order by 1, 2"
+        ).fetchall()
+    total = sum(n for _, _, n in rows)
+    return dg.AssetCheckResult(
+        passed=total == 0,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=f"{total} new invoice issue(s) this run" if total else "no new invoice issues",
+        metadata={"new_issues": total, **{f"new/{sev}/{rule}": n for sev, rule, n in rows}},
+    )
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            DISPUTE_KEYS["dispute_queue"],
+            deps=[dg.AssetKey(["marts", "fct_disputes"]), dg.AssetKey(["marts", "dim_customers"]),
+                  dg.AssetKey(["marts", "fct_invoices"]), dg.AssetKey(["staging", "stg_quickbooks__credit_memos"]),
+                  dg.AssetKey(["staging", "stg_quickbooks__invoices"])],
+            group_name="analytics",
+            description="Every dispute (Stripe disputes; QuickBooks credit memos and invoices whose note names a "
+            "dispute reason) with owner/team from dispute_routing.yaml, response deadline, days left and a suggested "
+            "next action from closed disputes of the same reason.",
+        ),
+        dg.AssetSpec(
+            DISPUTE_KEYS["dispute_reasons"],
+            deps=[dg.AssetKey(["marts", "fct_disputes"]), dg.AssetKey(["marts", "dim_customers"])],
+            group_name="analytics",
+            description="Disputes by opening month, segment, customer and reason; is_recurring when a customer's "
+            "disputes of one reason reach risk.recurring_min.",
+        ),
+        dg.AssetSpec(
+            DISPUTE_KEYS["dispute_risk_invoices"],
+            deps=[dg.AssetKey(["marts", "fct_disputes"]), dg.AssetKey(["marts", "fct_invoices"])],
+            group_name="analytics",
+            description="Open invoices of customers with disputes in the last risk.lookback_days, to check before "
+            "sending or chasing.",
+        ),
+    ],
+    pool="duckdb",
+)
+def dispute_workflow(
+    context: dg.AssetExecutionContext, duckdb: DuckDBResource, landing: LandingResource
+):
+    cfg = load_yaml_model(analytics_config_dir(landing) / "dispute_routing.yaml", DisputeRoutingConfig)
+    with duckdb.get_connection() as conn:
+        as_of = marts_as_of(conn)
+        tables = dispute_tables(conn, as_of, cfg)
+        for name, df in tables.items():
+            write_table(conn, name, df)
+    queue = tables["dispute_queue"]
+    context.log.info(f"{queue.height} disputes ({int(queue['is_open'].sum())} open), as of {as_of}")
+    for name, df in tables.items():
+        meta = {"as_of_date": str(as_of), "dagster/row_count": df.height}
+        if name == "dispute_queue":
+            meta |= {
+                "open_disputes": int(df["is_open"].sum()),
+                "overdue": int(df.filter(pl.col("is_open") & (pl.col("days_left") < 0)).height),
+                "by_origin": {o: int(n) for o, n in df.group_by("origin").len().sort("origin").iter_rows()},
+            }
+        yield dg.MaterializeResult(asset_key=DISPUTE_KEYS[name], metadata=meta)
+
+
 @dg.definitions
 def defs() -> dg.Definitions:
-    return dg.Definitions(assets=[cash_application_suggestions])
+    return dg.Definitions(
+        assets=[cash_application_suggestions, invoice_issues, dispute_workflow],
+        asset_checks=[invoice_issues_new],
+    )

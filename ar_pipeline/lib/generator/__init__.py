@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 import polars as pl
 
-from . import bank, quickbooks, stripe, truth
+from . import bank, hygiene, quickbooks, stripe, truth
 from .config import GenerationSummary, GeneratorConfig
 from .jsonfmt import PageWriter, date_s, rate6
 from .simulate import CURRENCIES, EPOCH, Sim, fx_published, simulate
@@ -208,9 +208,16 @@ def generate(cfg: GeneratorConfig) -> GenerationSummary:
         tables = truth.build(sim, qbo_ids, s_keep)
         # bank credits for cash application: own RNG stream, so nothing above changes
         bank_lines, bank_truth = bank.build(sim, tables, s_keep["customers"], cfg.seed)
+        # Stripe drafts with injected pre-send mistakes: own RNG stream, drafts are not AR
+        drafts, hygiene_truth = hygiene.build(sim, tables, s_keep["customers"], cfg.seed)
         del sim, qbo_ids, s_keep
         summary.bytes_written = writer.bytes + truth.write(tables, tdir)
         summary.bytes_written += bank.write(bank_lines, bank_truth, landing, tdir)
+        summary.bytes_written += hygiene.write(drafts, hygiene_truth, sdir, tdir)
+        summary.records[("stripe", "invoices")] += len(drafts)
+        summary.files[("stripe", "invoices")] += 1
+        summary.records[("ground_truth", "invoice_hygiene")] = hygiene_truth.height
+        summary.files[("ground_truth", "invoice_hygiene")] = 1
         summary.records[("bank", "statement_lines")] = bank_lines.height
         summary.files[("bank", "statement_lines")] = 1
         summary.records[("ground_truth", "bank_matches")] = bank_truth.height
