@@ -29,7 +29,7 @@ from datetime import date, timedelta
 import numpy as np
 import polars as pl
 
-from .model import HORIZON_DAYS, ForecastConfig, _weekly, build_forecast, expected_daily, known_at, new_billing
+from .model import HORIZON_DAYS, ForecastConfig, _weekly, build_forecast, expected_home_total, known_at, new_billing
 
 BUCKETS = [(-10**6, 0, "not_due"), (1, 30, "1_30"), (31, 60, "31_60"), (61, 90, "61_90"), (91, 180, "91_180"),
            (181, 10**6, "over_180")]
@@ -110,8 +110,7 @@ def last_weeks_baseline(ledger: pl.DataFrame, f: date) -> np.ndarray:
 def model_weekly(ledger: pl.DataFrame, f: date, cfg: ForecastConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(expected, p10, p90) of home-value collections per week 1..13 forecast at F."""
     fc = build_forecast(ledger, f, cfg)
-    exp = expected_daily(fc.book, fc.new)
-    tot = exp.group_by("day").agg(pl.col("expected_home").sum()).sort("day")["expected_home"].to_numpy()
+    tot = expected_home_total(fc.book, fc.new)
     q = np.quantile(_weekly(fc.sims_home), [0.1, 0.9], axis=0)
     return tot.reshape(13, 7).sum(axis=1), q[0], q[1]
 

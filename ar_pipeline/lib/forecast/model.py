@@ -262,6 +262,12 @@ def expected_daily(book: OpenBook, new: NewBilling, include_new: bool = True) ->
     return pl.concat(rows) if rows else pl.DataFrame(schema=schema)
 
 
+def expected_home_total(book: OpenBook, new: NewBilling) -> np.ndarray:
+    """Expected home-value collections per day 1..91, all currencies (the 'ALL' rows)."""
+    home = book.invoices["amount_home"].to_numpy() if book.invoices.height else np.zeros(0)
+    return (home[:, None] * book.probs).sum(axis=0) + new.amount_home.sum(axis=0)
+
+
 def draw_pay_days(book: OpenBook, cfg: ForecastConfig, rng: np.random.Generator) -> np.ndarray:
     """(n_sims, n_invoices) simulated payment day index 0..90, or -1 when not paid in the horizon."""
     n = book.invoices.height
@@ -341,8 +347,7 @@ def daily_table(fc: Forecast, home_currency: str) -> pl.DataFrame:
         e = exp.filter(pl.col("currency") == c).sort("day")
         q = _quantiles(fc.sims_amount.get(c))
         rows.append(_frame(fc.forecast_date, c, e["expected_amount"].to_numpy(), q, e["expected_home"].to_numpy()))
-    tot = exp.group_by("day").agg(pl.col("expected_home").sum()).sort("day")["expected_home"].to_numpy() \
-        if exp.height else np.zeros(HORIZON_DAYS)
+    tot = expected_home_total(fc.book, fc.new)
     q = _quantiles(fc.sims_home)
     rows.append(_frame(fc.forecast_date, "ALL", tot, q, tot))
     out = pl.concat(rows)
@@ -387,7 +392,6 @@ def weekly_table(fc: Forecast, home_currency: str) -> pl.DataFrame:
     for c in sorted(set(exp["currency"].to_list())):
         e = exp.filter(pl.col("currency") == c).sort("day")
         rows.append(one(c, e["expected_amount"].to_numpy(), e["expected_home"].to_numpy(), fc.sims_amount.get(c)))
-    tot = exp.group_by("day").agg(pl.col("expected_home").sum()).sort("day")["expected_home"].to_numpy() \
-        if exp.height else np.zeros(HORIZON_DAYS)
+    tot = expected_home_total(fc.book, fc.new)
     rows.append(one("ALL", tot, tot, fc.sims_home))
     return pl.concat(rows).with_columns(pl.lit(home_currency).alias("home_currency"))
