@@ -112,7 +112,8 @@ def shrunk_hazard(events: np.ndarray, at_risk: np.ndarray, shrink: float) -> tup
     """(per-group hazard shrunk to the pooled one, pooled hazard)."""
     pe, pr = events.sum(axis=0), at_risk.sum(axis=0)
     pooled = np.divide(pe, pr, out=np.zeros_like(pe), where=pr > 0)
-    return (events + shrink * pooled) / (at_risk + shrink), pooled
+    num, den = events + shrink * pooled, at_risk + shrink
+    return np.divide(num, den, out=np.zeros_like(num), where=den > 0), pooled
 
 
 def conditional_probs(hazard: np.ndarray, start: np.ndarray, horizon: int = HORIZON_DAYS,
