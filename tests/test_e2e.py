@@ -524,3 +524,33 @@ def test_a_failed_run_leaves_the_published_copy_intact(pipeline) -> None:
     assert reader.execute("SELECT count(*) FROM marts.fct_invoices").fetchall()[0][0] > 0
     reader.close()
 
+
+
+def test_cash_forecast_is_built_and_its_actuals_tie_to_truth(pipeline) -> None:
+    """refresh_ar builds the forecast from the marts' as-of date; the collections it is compared with
+    are the generated invoices' true paid dates (home value of invoices fully paid in the week)."""
+    with duckdb.connect(str(pipeline["db"]), read_only=True) as conn:
+        as_of = conn.execute("SELECT max(as_of_date) FROM marts.fct_invoices").fetchall()[0][0]
+        weekly = conn.sql("SELECT * FROM analytics.cash_forecast_weekly").pl()
+        scenarios = conn.sql("SELECT * FROM analytics.cash_forecast_scenarios").pl()
+        vs = conn.sql("SELECT * FROM analytics.cash_forecast_vs_actual WHERE week = 1").pl()
+        invoices = conn.sql("""SELECT source, source_invoice_id, CAST(home_total_amount AS DOUBLE) AS home
+                               FROM marts.fct_invoices WHERE status <> 'void'""").pl()
+        alerts_cols = [r[0] for r in conn.execute("DESCRIBE analytics.forecast_alerts").fetchall()]
+    assert "message" in alerts_cols
+    assert weekly["forecast_date"].unique().to_list() == [as_of]
+    assert weekly.filter(pl.col("week") == 1)["week_start"].unique().to_list() == [as_of + timedelta(days=1)]
+    assert weekly.group_by("currency").len()["len"].unique().to_list() == [13]
+    total = weekly.filter(pl.col("currency") == "ALL").sort("week")["expected_home"]
+    per_cur = (weekly.filter(pl.col("currency") != "ALL").group_by("week").agg(pl.col("expected_home").sum())
+               .sort("week")["expected_home"])
+    assert total.to_list() == pytest.approx(per_cur.to_list())
+    assert (weekly["p10_amount"] <= weekly["p90_amount"]).all() and (total > 0).all()
+    assert scenarios.filter(pl.col("scenario") == "base")["difference_home"].abs().max() == 0.0
+    truth = pl.read_parquet(pipeline["landing"] / "_ground_truth" / "invoices.parquet").select(
+        "source", "source_invoice_id", "paid_date")
+    paid = invoices.join(truth, on=["source", "source_invoice_id"], how="inner")
+    assert vs.height > 0
+    for row in vs.iter_rows(named=True):
+        expected = paid.filter(pl.col("paid_date").is_between(row["week_start"], row["week_end"]))["home"].sum()
+        assert row["actual_home"] == pytest.approx(expected, abs=0.01)

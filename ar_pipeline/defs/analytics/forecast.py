@@ -85,7 +85,7 @@ def cash_forecast(context: dg.AssetExecutionContext, duckdb: DuckDBResource, lan
         dg.AssetSpec(VS_ACTUAL_KEY, deps=[*MARTS, WEEKLY_KEY], kinds={"polars", "duckdb"}, **COMMON,
                      description="What each of the last weekly forecasts (replayed with the data known on its "
                      "date) said for each complete week vs what was collected."),
-        dg.AssetSpec(ALERTS_KEY, deps=[VS_ACTUAL_KEY], kinds={"polars", "duckdb"}, **COMMON,
+        dg.AssetSpec(ALERTS_KEY, deps=[*MARTS, VS_ACTUAL_KEY], kinds={"polars", "duckdb"}, **COMMON,
                      description="Weeks whose collections deviate from the week-ahead forecast by at least the "
                      "configured percentage, with the customers explaining most of the gap (column message)."),
     ],
