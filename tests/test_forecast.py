@@ -320,3 +320,37 @@ def test_open_book_uses_open_amounts_when_given() -> None:
     assert book2.invoices["amount_home"].to_list() == [1.5]
     assert book2.probs[0].tolist() == book.probs[0].tolist()
     assert T_MIN < 0
+
+
+def test_forecast_backtest_cli_writes_metrics(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import duckdb
+    from click.testing import CliRunner
+
+    from ar_pipeline.cli import main
+
+    led = synthetic_ledger()
+    db = tmp_path / "ar.duckdb"
+    with duckdb.connect(str(db)) as conn:
+        conn.execute("create schema marts")
+        inv = led.with_columns(
+            pl.col("amount").alias("total_amount"), pl.col("amount_home").alias("home_total_amount"),
+            pl.when(pl.col("paid_date").is_null()).then(pl.col("amount")).otherwise(0.0).alias("open_amount"),
+            pl.when(pl.col("paid_date").is_null()).then(pl.col("amount_home")).otherwise(0.0).alias("home_open_amount"),
+            pl.when(pl.col("paid_date").is_null()).then(pl.lit("open")).otherwise(pl.lit("paid")).alias("status"),
+            pl.lit(F).alias("as_of_date")).drop("amount", "amount_home", "segment")
+        conn.register("_inv", inv.to_arrow())
+        conn.execute("create table marts.fct_invoices as select * from _inv")
+        conn.execute("create table marts.dim_customers as select distinct customer_id, 'smb' as segment from _inv")
+    monkeypatch.setenv("AR_DUCKDB_PATH", str(db))
+    monkeypatch.setenv("AR_INGEST_CONFIG_DIR", str(tmp_path / "no_configs"))
+    start, end = F - timedelta(days=140), F - timedelta(days=91)
+    result = CliRunner().invoke(main, ["forecast-backtest", "--from", str(start), "--to", str(end), "--sims", "50"])
+    assert result.exit_code == 0, result.output
+    assert "aging_curve" in result.output and "wape" in result.output
+    with duckdb.connect(str(db), read_only=True) as conn:
+        rows = conn.sql("select predictor, count(*) from analytics.forecast_backtest_metrics group by 1").fetchall()
+    assert {r[0] for r in rows} == set(fbt.PREDICTORS)
+    bad = CliRunner().invoke(main, ["forecast-backtest", "--from", "2026-99-01", "--to", str(end)])
+    assert bad.exit_code != 0 and "--from" in bad.output
+    late = CliRunner().invoke(main, ["forecast-backtest", "--from", str(start), "--to", str(F + timedelta(days=1))])
+    assert late.exit_code != 0 and "after the data end" in late.output
