@@ -104,7 +104,9 @@ def export_run(tmp_path_factory: pytest.TempPathFactory):
 def test_pipeline_runs_on_an_invoice_export_alone(export_run) -> None:
     result = export_run["result"]
     assert result.success
-    assert [e for e in result.get_asset_check_evaluations() if not e.passed] == []
+    # forecast_within_threshold is a business alert (WARN) that may fire on any history, not a data error
+    assert [e for e in result.get_asset_check_evaluations()
+            if not e.passed and e.check_name != "forecast_within_threshold"] == []
 
 
 def test_aging_from_export_matches_the_export(export_run) -> None:
