@@ -18,7 +18,8 @@ from ar_pipeline.lib.dashboard import DashboardTargets, load_targets, write_dash
 
 END_DATE = date(2026, 6, 30)
 ARTIFACTS = Path(__file__).parent / "artifacts"
-CHARTS = ["chart-aging", "chart-kpis", "chart-risk", "chart-queue", "chart-collections"]
+CHARTS = ["chart-aging", "chart-kpis", "chart-risk", "chart-queue", "chart-collections", "chart-forecast",
+          "chart-scenarios"]
 
 
 def _external_resources(page: str) -> list[str]:

@@ -232,6 +232,82 @@ def _collections(conn: duckdb.DuckDBPyConnection, currency: str) -> str:
     return _figure_html(fig, "chart-collections")
 
 
+def _cash_forecast(conn: duckdb.DuckDBPyConnection, currency: str) -> str:
+    """Expected collections for the next 13 weeks with the p10-p90 band, after the actual weekly
+    collections of the recent weeks (same convention as the forecast: invoices fully paid in the
+    week) and what the week-ahead forecast had said for them."""
+    import plotly.graph_objects as go
+
+    fc = conn.sql(
+        """SELECT week_start, expected_home, p10_amount, p90_amount FROM analytics.cash_forecast_weekly
+           WHERE currency = 'ALL' ORDER BY week"""
+    ).pl()
+    past = (
+        conn.sql(
+            """SELECT week_start, actual_home, forecast_home FROM analytics.cash_forecast_vs_actual
+               WHERE week = 1 ORDER BY week_start"""
+        ).pl()
+        if _table_exists(conn, "analytics", "cash_forecast_vs_actual")
+        else pl.DataFrame(schema={"week_start": pl.Date, "actual_home": pl.Float64, "forecast_home": pl.Float64})
+    )
+    weeks = fc["week_start"].to_list()
+    hover = f"Week of %{{x|%d %b %Y}}<br>{currency} %{{y:,.0f}}"
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=weeks, y=[float(v) for v in fc["p90_amount"]], mode="lines", line={"width": 0},
+                             name="p90", showlegend=False, hovertemplate=hover + "<extra>p90</extra>"))
+    fig.add_trace(go.Scatter(x=weeks, y=[float(v) for v in fc["p10_amount"]], mode="lines", line={"width": 0},
+                             fill="tonexty", fillcolor="rgba(21,101,192,0.18)", name="p10–p90 band",
+                             hovertemplate=hover + "<extra>p10</extra>"))
+    fig.add_trace(go.Scatter(x=weeks, y=[float(v) for v in fc["expected_home"]], mode="lines+markers",
+                             line={"color": "#1565c0"}, name="Expected collections",
+                             hovertemplate=hover + "<extra>expected</extra>"))
+    if past.height:
+        fig.add_trace(go.Bar(x=past["week_start"].to_list(), y=[float(v) for v in past["actual_home"]],
+                             marker_color="#90a4ae", name="Collected (recent weeks)",
+                             hovertemplate=hover + "<extra>collected</extra>"))
+        fig.add_trace(go.Scatter(x=past["week_start"].to_list(), y=[float(v) for v in past["forecast_home"]],
+                                 mode="lines", line={"color": "#546e7a", "dash": "dot"},
+                                 name="Week-ahead forecast then", hovertemplate=hover + "<extra>forecast</extra>"))
+    fig.update_layout(
+        title="13-week cash-inflow forecast (expected, p10–p90) after recent actual collections",
+        yaxis={"title": f"Collections per week ({currency})", "tickformat": ",.0f"},
+    )
+    total = float(fc["expected_home"].sum())
+    return _figure_html(fig, "chart-forecast") + (
+        f'<p class="note">Expected over 13 weeks: {html.escape(money(total, currency))}. Open invoices spread over '
+        "their payment-date distribution given their age, plus new billing at the recent run-rate.</p>"
+    )
+
+
+def _forecast_scenarios(conn: duckdb.DuckDBPyConnection, currency: str) -> str:
+    """Cumulative expected cash over the 13 weeks, base and each scenario."""
+    import plotly.graph_objects as go
+
+    frame = conn.sql(
+        """SELECT scenario, description, week_start, scenario_cumulative_home, first_week_below_minimum
+           FROM analytics.cash_forecast_scenarios ORDER BY scenario = 'base' DESC, scenario, week"""
+    ).pl()
+    fig = go.Figure()
+    notes = []
+    for name in frame["scenario"].unique(maintain_order=True).to_list():
+        part = frame.filter(pl.col("scenario") == name)
+        fig.add_trace(go.Scatter(
+            x=part["week_start"].to_list(), y=[float(v) for v in part["scenario_cumulative_home"]],
+            mode="lines", name=part["description"][0],
+            line={"width": 3 if name == "base" else 2, "dash": None if name == "base" else "dash"},
+            hovertemplate=f"Week of %{{x|%d %b %Y}}<br>cumulative {currency} %{{y:,.0f}}<extra>{name}</extra>",
+        ))
+        below = part["first_week_below_minimum"][0]
+        if below is not None:
+            notes.append(f"{part['description'][0]}: cash position below the minimum in week {below}")
+    fig.update_layout(
+        title="Scenarios: cumulative expected cash vs base",
+        yaxis={"title": f"Cumulative collections ({currency})", "tickformat": ",.0f"},
+    )
+    note = "; ".join(notes) if notes else "No scenario takes the cash position below the configured minimum."
+    return _figure_html(fig, "chart-scenarios") + f'<p class="note">{html.escape(note)}</p>'
+
+
 def _money_at_risk(conn: duckdb.DuckDBPyConnection, currency: str) -> tuple[str, str]:
     """Top customers by money at risk: the risk scores when built, else overdue AR × the customer's
     historical share of invoices paid late (said so on the page)."""
@@ -408,6 +484,10 @@ def render_dashboard(conn: duckdb.DuckDBPyConnection, targets: DashboardTargets)
                 "The cash forecast (analytics.cash_forecast_weekly, cash_forecast_scenarios) is not built yet.",
             )
         )
+    else:
+        sections.append(f"<section>{_cash_forecast(conn, currency)}</section>")
+        if _table_exists(conn, "analytics", "cash_forecast_scenarios"):
+            sections.append(f"<section>{_forecast_scenarios(conn, currency)}</section>")
     sections.append(
         "<section><h2>Open alerts</h2>"
         + (

@@ -24,11 +24,12 @@ def analytics_asset_keys() -> list[dg.AssetKey]:
     fails while one is missing, so nothing unpublished slips in)."""
     from ar_pipeline.defs.analytics.assets import customer_risk_scores, invoice_risk_scores, payment_model
     from ar_pipeline.defs.analytics.collections import build_collections_assets
+    from ar_pipeline.defs.analytics.forecast import FORECAST_KEYS
     from ar_pipeline.defs.analytics.hygiene import cash_application_suggestions, dispute_workflow, invoice_issues
 
     risk = [payment_model.key, invoice_risk_scores.key, customer_risk_scores.key]
     hygiene = [cash_application_suggestions.key, invoice_issues.key, *dispute_workflow.keys]
-    return risk + list(build_collections_assets().keys) + hygiene
+    return risk + list(build_collections_assets().keys) + hygiene + FORECAST_KEYS
 
 
 def published_upstream_keys() -> list[dg.AssetKey]:
