@@ -67,6 +67,9 @@ def main() -> int:
     env = {
         "AR_DUCKDB_PATH": str(workdir / "ar.duckdb"),
         "AR_LANDING_DIR": str(workdir / "landing"),
+        # model artefacts and the published copy stay in the workdir too, not in the repo's data/
+        "AR_STATE_DIR": str(workdir / "state"),
+        "AR_PUBLISH_DIR": str(workdir / "published"),
         "DAGSTER_HOME": str(workdir / "dagster_home"),
     }
     for stale in (workdir / "ar.duckdb", workdir / "ar.duckdb.wal"):
