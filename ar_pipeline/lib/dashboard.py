@@ -21,6 +21,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ar_pipeline.lib.settings import PROJECT_ROOT
+from ar_pipeline.lib.warehouse import table_exists
 
 DEFAULT_TARGETS_FILE = PROJECT_ROOT / "ingest_configs" / "dashboard" / "targets.yaml"
 BUCKET_COLOURS = ["#2e7d32", "#9ccc65", "#fdd835", "#fb8c00", "#e53935", "#8e24aa", "#5d4037"]
@@ -53,15 +54,6 @@ class Tile:
     value: str
     target: str
     on_target: bool | None
-
-
-def _table_exists(conn: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
-    return (
-        conn.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?", [schema, table]
-        ).fetchall()[0][0]
-        > 0
-    )
 
 
 def money(amount: Decimal | float | None, currency: str) -> str:
@@ -247,7 +239,7 @@ def _cash_forecast(conn: duckdb.DuckDBPyConnection, currency: str) -> str:
             """SELECT week_start, actual_home, forecast_home FROM analytics.cash_forecast_vs_actual
                WHERE week = 1 ORDER BY week_start"""
         ).pl()
-        if _table_exists(conn, "analytics", "cash_forecast_vs_actual")
+        if table_exists(conn, "analytics", "cash_forecast_vs_actual")
         else pl.DataFrame(schema={"week_start": pl.Date, "actual_home": pl.Float64, "forecast_home": pl.Float64})
     )
     weeks = fc["week_start"].to_list()
@@ -313,7 +305,7 @@ def _money_at_risk(conn: duckdb.DuckDBPyConnection, currency: str) -> tuple[str,
     historical share of invoices paid late (said so on the page)."""
     import plotly.graph_objects as go
 
-    if _table_exists(conn, "analytics", "customer_risk_scores") and _table_exists(
+    if table_exists(conn, "analytics", "customer_risk_scores") and table_exists(
         conn, "analytics", "invoice_risk_scores"
     ):
         source = "risk model: open amount × probability of paying more than 30 days late"
@@ -403,7 +395,7 @@ def _alerts(conn: duckdb.DuckDBPyConnection, as_of: date) -> list[str]:
         alerts.append(
             f"{missing[0]} open invoices have no exchange rate: they are missing from the home-currency totals."
         )
-    if _table_exists(conn, "analytics", "forecast_alerts"):
+    if table_exists(conn, "analytics", "forecast_alerts"):
         alerts += [r[0] for r in conn.execute("SELECT message FROM analytics.forecast_alerts").fetchall()]
     return alerts
 
@@ -449,7 +441,7 @@ def render_dashboard(conn: duckdb.DuckDBPyConnection, targets: DashboardTargets)
         as_of = conn.execute("SELECT max(as_of_date) FROM marts.fct_invoices").fetchall()[0][0]
     info = (
         conn.execute("SELECT max(published_at), max(data_loaded_at) FROM published.publish_info").fetchall()[0]
-        if _table_exists(conn, "published", "publish_info")
+        if table_exists(conn, "published", "publish_info")
         else (None, None)
     )
     freshness = (
@@ -471,13 +463,13 @@ def render_dashboard(conn: duckdb.DuckDBPyConnection, targets: DashboardTargets)
         f"<section>{_kpi_trend(conn)}</section>",
         f'<section>{risk_chart}<p class="note">Money at risk from the {html.escape(risk_source)}.</p></section>',
     ]
-    if _table_exists(conn, "analytics", "reminder_queue"):
+    if table_exists(conn, "analytics", "reminder_queue"):
         sections.append(f"<section>{_reminder_queue(conn, currency)}</section>")
     else:
         sections.append(_not_built("Today's reminder queue", "The collections worklist (analytics.reminder_queue) "
                                    "has not been built."))
     sections.append(f"<section>{_collections(conn, currency)}</section>")
-    if not _table_exists(conn, "analytics", "cash_forecast_weekly"):
+    if not table_exists(conn, "analytics", "cash_forecast_weekly"):
         sections.append(
             _not_built(
                 "13-week cash forecast and scenarios",
@@ -486,7 +478,7 @@ def render_dashboard(conn: duckdb.DuckDBPyConnection, targets: DashboardTargets)
         )
     else:
         sections.append(f"<section>{_cash_forecast(conn, currency)}</section>")
-        if _table_exists(conn, "analytics", "cash_forecast_scenarios"):
+        if table_exists(conn, "analytics", "cash_forecast_scenarios"):
             sections.append(f"<section>{_forecast_scenarios(conn, currency)}</section>")
     sections.append(
         "<section><h2>Open alerts</h2>"

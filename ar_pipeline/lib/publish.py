@@ -24,6 +24,8 @@ from pathlib import Path
 
 import duckdb
 
+from ar_pipeline.lib.warehouse import table_exists
+
 #: Schemas finance reads: the dbt marts and the Python analytics tables.
 PUBLISHED_SCHEMAS: tuple[str, ...] = ("marts", "analytics")
 PUBLISHED_DB_NAME = "ar.duckdb"
@@ -69,11 +71,9 @@ def _as_of_date(conn: duckdb.DuckDBPyConnection, tables: list[tuple[str, str]]) 
 
 def _data_loaded_at(conn: duckdb.DuckDBPyConnection) -> datetime | None:
     """When the newest source file was loaded (the data's freshness), if the audit table exists."""
-    exists = conn.execute(
-        """SELECT count(*) FROM information_schema.tables WHERE table_catalog = current_database()
-           AND table_schema = 'ingest_audit' AND table_name = 'file_loads'"""
-    ).fetchall()[0][0]
-    return conn.execute("SELECT max(loaded_at) FROM ingest_audit.file_loads").fetchall()[0][0] if exists else None
+    if not table_exists(conn, "ingest_audit", "file_loads"):
+        return None
+    return conn.execute("SELECT max(loaded_at) FROM ingest_audit.file_loads").fetchall()[0][0]
 
 
 def publish_tables(conn: duckdb.DuckDBPyConnection, publish_dir: Path,

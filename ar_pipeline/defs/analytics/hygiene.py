@@ -26,6 +26,7 @@ from ar_pipeline.lib.cash_application.config import load_yaml_model
 from ar_pipeline.lib.disputes import DisputeRoutingConfig, dispute_tables
 from ar_pipeline.lib.invoice_checks import InvoiceRulesConfig, invoice_issues_from_warehouse
 from ar_pipeline.lib.settings import DBT_PROJECT_DIR
+from ar_pipeline.lib.warehouse import table_exists
 
 ANALYTICS_CONFIG_SUBDIR = "analytics"
 CASH_KEY = dg.AssetKey(["analytics", "cash_application_suggestions"])
@@ -97,11 +98,7 @@ def cash_application_suggestions(
 
 def previous_issue_keys(conn) -> set[tuple[str, str]]:
     """(invoice_key, rule_id) pairs in the table the previous run wrote (empty on the first run)."""
-    exists = conn.sql(
-        "select count(*) from information_schema.tables "
-        "where table_schema = 'analytics' and table_name = 'invoice_issues'"
-    ).fetchall()[0][0]
-    if not exists:
+    if not table_exists(conn, "analytics", "invoice_issues"):
         return set()
     return {(k, r) for k, r in conn.sql("select invoice_key, rule_id from analytics.invoice_issues").fetchall()}
 

@@ -5,6 +5,8 @@ and only when they all materialized: a failed dbt test or blocking check stops t
 and the previous published copy stays in place (see `ar_pipeline.lib.publish`).
 """
 
+import importlib
+import pkgutil
 from functools import cache
 
 import dagster as dg
@@ -20,16 +22,17 @@ DASHBOARD_FILE = "ar_dashboard.html"
 
 
 def analytics_asset_keys() -> list[dg.AssetKey]:
-    """The Python analytics assets (schema `analytics`); a new analytics module is added here (a test
-    fails while one is missing, so nothing unpublished slips in)."""
-    from ar_pipeline.defs.analytics.assets import customer_risk_scores, invoice_risk_scores, payment_model
-    from ar_pipeline.defs.analytics.collections import build_collections_assets
-    from ar_pipeline.defs.analytics.forecast import FORECAST_KEYS
-    from ar_pipeline.defs.analytics.hygiene import cash_application_suggestions, dispute_workflow, invoice_issues
+    """The Python analytics assets (schema `analytics`), read from the definitions of every module in
+    `ar_pipeline/defs/analytics/`, so a new analytics module is published without being listed here."""
+    import ar_pipeline.defs.analytics as analytics
 
-    risk = [payment_model.key, invoice_risk_scores.key, customer_risk_scores.key]
-    hygiene = [cash_application_suggestions.key, invoice_issues.key, *dispute_workflow.keys]
-    return risk + list(build_collections_assets().keys) + hygiene + FORECAST_KEYS
+    keys: set[dg.AssetKey] = set()
+    for module_info in pkgutil.iter_modules(analytics.__path__):
+        module = importlib.import_module(f"{analytics.__name__}.{module_info.name}")
+        definitions = getattr(module, "defs", None)
+        if callable(definitions):
+            keys |= {key for asset in definitions().assets or [] for key in asset.keys}
+    return [key for key in keys if key.path[0] == "analytics"]
 
 
 def published_upstream_keys() -> list[dg.AssetKey]:

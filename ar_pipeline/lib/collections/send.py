@@ -33,6 +33,7 @@ import requests
 
 from ar_pipeline.lib.collections.queue import CONTACT_STATUSES
 from ar_pipeline.lib.collections.store import LogEntry, append_log, ensure_tables, latest_status
+from ar_pipeline.lib.warehouse import table_exists
 
 
 class DeliveryError(RuntimeError):
@@ -207,7 +208,7 @@ def send_queue(conn: duckdb.DuckDBPyConnection, queue: pl.DataFrame, transports:
     report = SendReport(as_of_date=queue["as_of_date"][0] if queue.height else None, dry_run=dry_run)
     if not dry_run:
         ensure_tables(conn)
-    status = latest_status(conn) if _has_log(conn) else {}
+    status = latest_status(conn) if table_exists(conn, "analytics", "reminder_log") else {}
     attempt = f"att_{uuid.uuid4().hex[:12]}"
     for row in queue.iter_rows(named=True):
         rid = row["reminder_id"]
@@ -255,12 +256,6 @@ def send_queue(conn: duckdb.DuckDBPyConnection, queue: pl.DataFrame, transports:
         report.delivered.append(rid)
         report.lines.append(f"sent: {label}: {outcome}")
     return report
-
-
-def _has_log(conn: duckdb.DuckDBPyConnection) -> bool:
-    return conn.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'analytics' "
-        "AND table_name = 'reminder_log'").fetchall()[0][0] > 0
 
 
 def record_outcome(conn: duckdb.DuckDBPyConnection, reminder_id: str, status: str, outcome: str | None,

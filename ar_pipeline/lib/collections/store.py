@@ -18,6 +18,7 @@ import duckdb
 import polars as pl
 
 from ar_pipeline.lib.collections.queue import LOG_SCHEMA, NOTE_SCHEMA, empty
+from ar_pipeline.lib.warehouse import table_exists
 
 LOG_TABLE = "analytics.reminder_log"
 NOTES_TABLE = "analytics.collection_notes"
@@ -59,13 +60,6 @@ def ensure_tables(conn: duckdb.DuckDBPyConnection) -> None:
     conn.execute(DDL)
 
 
-def _exists(conn: duckdb.DuckDBPyConnection, qualified: str) -> bool:
-    schema, table = qualified.split(".")
-    return conn.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?", [schema, table]
-    ).fetchall()[0][0] > 0
-
-
 @dataclass(frozen=True)
 class LogEntry:
     reminder_id: str
@@ -98,7 +92,7 @@ def append_log(conn: duckdb.DuckDBPyConnection, entry: LogEntry) -> None:
 
 def read_log(conn: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     """Every log row in the order written (status_at, then insertion order)."""
-    if not _exists(conn, LOG_TABLE):
+    if not table_exists(conn, *LOG_TABLE.split(".")):
         return empty(LOG_SCHEMA)
     return conn.sql(f"SELECT * FROM {LOG_TABLE} ORDER BY status_at, rowid").pl()
 
@@ -129,6 +123,6 @@ def add_note(conn: duckdb.DuckDBPyConnection, *, customer_id: str, note_type: st
 
 
 def read_notes(conn: duckdb.DuckDBPyConnection) -> pl.DataFrame:
-    if not _exists(conn, NOTES_TABLE):
+    if not table_exists(conn, *NOTES_TABLE.split(".")):
         return empty(NOTE_SCHEMA)
     return conn.sql(f"SELECT * FROM {NOTES_TABLE} ORDER BY noted_on, created_at, rowid").pl()

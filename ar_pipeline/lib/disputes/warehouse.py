@@ -20,6 +20,8 @@ from datetime import date
 
 import polars as pl
 
+from ar_pipeline.lib.warehouse import table_exists
+
 from .config import DisputeRoutingConfig
 from .workflow import DISPUTE_COLUMNS, build_queue, reason_from_note, reason_summary, risk_invoices
 
@@ -55,14 +57,9 @@ where q.private_note is not null and not q.is_voided and f.status <> 'void'
 """
 
 
-def _has_table(conn, schema: str, name: str) -> bool:
-    q = f"select count(*) from information_schema.tables where table_schema = '{schema}' and table_name = '{name}'"
-    return conn.sql(q).fetchall()[0][0] > 0
-
-
 def stripe_closed_dates(conn, as_of: date) -> pl.DataFrame:
     """dispute_id -> first load date (on or before as-of) at which the stored dispute was closed."""
-    if not _has_table(conn, "raw_stripe", "raw_disputes"):
+    if not table_exists(conn, "raw_stripe", "raw_disputes"):
         return pl.DataFrame(schema={"dispute_id": pl.String, "closed_date": pl.Date})
     q = """
         with versions as (

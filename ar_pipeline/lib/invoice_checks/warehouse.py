@@ -22,6 +22,8 @@ from datetime import date, timedelta
 
 import polars as pl
 
+from ar_pipeline.lib.warehouse import table_exists
+
 from .checks import CANDIDATE_COLUMNS, find_issues, history_window
 from .config import InvoiceRulesConfig
 
@@ -80,11 +82,6 @@ from drafts
 """
 
 
-def _view_exists(conn, schema: str, name: str) -> bool:
-    q = f"select count(*) from information_schema.tables where table_schema = '{schema}' and table_name = '{name}'"
-    return conn.sql(q).fetchall()[0][0] > 0
-
-
 def load_invoices(conn, as_of: date, cfg: InvoiceRulesConfig) -> pl.DataFrame:
     """Every sent invoice (from the marts) and every Stripe draft, with the fields the rules need."""
     needed = [
@@ -93,7 +90,7 @@ def load_invoices(conn, as_of: date, cfg: InvoiceRulesConfig) -> pl.DataFrame:
         "stg_exports__invoices",
         "stg_stripe__deleted_objects",
     ]
-    missing = [v for v in needed if not _view_exists(conn, "staging", v)]
+    missing = [v for v in needed if not table_exists(conn, "staging", v)]
     if missing:
         raise ValueError(f"staging views missing (run the dbt build first): {missing}")
     statuses = [s.lower() for s in cfg.export_pending_statuses]
