@@ -342,6 +342,19 @@ def test_monthly_kpis_tie_to_truth_and_their_definitions(pipeline) -> None:
     assert all(abs(a / 100 - float(b)) < 0.01 for a, b in zip(merged["ar_minor"], merged["ar"], strict=True))
 
 
+def test_segments_and_regions_use_one_vocabulary_across_sources(pipeline) -> None:
+    """QuickBooks sends customer-type ids and countries, Stripe names: the seed translates them, so each
+    customer's segment and region in dim_customers are the generator's true ones, whatever its source."""
+    truth = pl.read_parquet(pipeline["landing"] / "_ground_truth" / "customers.parquet").select(
+        pl.concat_str("source", pl.lit(":"), "source_customer_id").alias("customer_id"), "segment", "region")
+    with duckdb.connect(str(pipeline["db"]), read_only=True) as conn:
+        dim = conn.sql("SELECT customer_id, segment, region FROM marts.dim_customers").pl()
+    joined = truth.join(dim, on="customer_id", how="inner", suffix="_mart")
+    assert joined.height == truth.height
+    assert joined.filter(pl.col("segment") != pl.col("segment_mart")).is_empty()
+    assert joined.filter(pl.col("region") != pl.col("region_mart")).is_empty()
+
+
 def test_disputes_and_weekly_collections(pipeline) -> None:
     with duckdb.connect(str(pipeline["db"]), read_only=True) as conn:
         disputes = conn.sql("SELECT * FROM marts.fct_disputes").pl()

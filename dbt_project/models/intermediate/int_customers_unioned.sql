@@ -95,6 +95,34 @@ unioned as (
     union all
     select * from exports
 
+),
+
+attribute_map as (
+
+    select * from {{ ref('customer_attribute_map') }}
+
 )
 
-select * from unioned
+-- Segment and region in one vocabulary across sources (seed customer_attribute_map);
+-- unmapped values pass through as the source sent them.
+select
+    unioned.customer_id,
+    unioned.source,
+    unioned.source_customer_id,
+    unioned.customer_name,
+    unioned.email,
+    unioned.tax_id,
+    coalesce(segment_map.mapped_value, unioned.segment) as segment,
+    coalesce(region_map.mapped_value, unioned.region) as region,
+    unioned.currency,
+    unioned.is_active,
+    unioned.parent_customer_id
+from unioned
+left join attribute_map as segment_map
+    on segment_map.source = unioned.source
+    and segment_map.attribute = 'segment'
+    and segment_map.source_value = unioned.segment
+left join attribute_map as region_map
+    on region_map.source = unioned.source
+    and region_map.attribute = 'region'
+    and region_map.source_value = unioned.region
