@@ -477,3 +477,22 @@ def test_weekly_table_uses_calibrated_bands_and_says_so() -> None:
     assert set(w["band_source"].to_list()) == {"conformal"}
     lo = np.sort(np.linspace(0.8, 1.2, 19))[1]
     assert w["p10_amount"].to_list() == pytest.approx((w["expected_home"] * lo).to_list())
+
+
+def test_new_billing_per_customer_uses_each_customers_lag() -> None:
+    """A bills 10 a day and pays 1 day after issue, B bills 30 a day and pays 3 days after issue
+    (the unpaid ones censored; A also has 3 older weeks of history): per customer, nothing on day
+    1, A's 10 from day 2, B's 30 on top from day 4. The pooled lag is dominated by A's long history
+    and pays too much of B's billing on days 2-3."""
+    rows = []
+    for cust, amount, lag, n_days in (("A", 10.0, 1, 28), ("B", 30.0, 3, 7)):
+        for k in range(n_days):
+            issued = F - timedelta(days=k)
+            rows.append({"invoice_key": f"{cust}{k}", "customer_id": cust, "invoice_date": issued,
+                         "due_date": issued + timedelta(days=lag),
+                         "paid_date": issued + timedelta(days=lag) if k >= lag else None, "amount": amount})
+    cfg = ForecastConfig(run_rate_days=7, shrink=0.0, half_life_days=1e12)
+    new = new_billing(ledger(rows), F, cfg)
+    assert new.amount[0][:6].tolist() == pytest.approx([0.0, 10.0, 10.0, 40.0, 40.0, 40.0])
+    pooled = new_billing(ledger(rows), F, replace(cfg, new_by_customer=False))
+    assert pooled.amount[0][1] > 10.0 + 1.0

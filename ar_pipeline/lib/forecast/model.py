@@ -38,15 +38,16 @@ T_MAX = 730  # beyond this nothing is expected to be paid any more
 @dataclass(frozen=True)
 class ForecastConfig:
     lookback_days: int = 730  # history (invoices issued in this window before F) for the hazards
-    run_rate_days: int = 56  # recent billing window for invoices not yet issued
+    run_rate_days: int = 91  # recent billing window for invoices not yet issued
     shrink: float = 5.0  # pseudo-count pulling a customer's hazard to the all-customer one
-    half_life_days: float = 180.0  # recency weight of history invoices (by issue date) in the hazards
+    half_life_days: float = 60.0  # recency weight of history invoices (by issue date) in the hazards
     n_sims: int = 1000
     seed: int = 42
     rho_global: float = 0.15  # share of the copula variance shared by every invoice in a simulation
     rho_customer: float = 0.35  # share shared by the invoices of one customer
     new_volume_sigma: float = 0.2  # lognormal sd of the weekly new-billing volume shock
-    size_effect: bool = False  # shift each invoice's timing by its size relative to its customer's usual invoice
+    new_by_customer: bool = True  # new billing per customer: its run-rate x its own (shrunk) issue-to-payment lag
+    size_effect: bool = True  # shift each invoice's timing by its size relative to its customer's usual invoice
     conformal_window: int = 26  # past forecasts per horizon week calibrating the weekly bands (calibration.py)
     conformal_min: int = 9  # fewer complete past weeks than this: the week keeps the simulated band
 
@@ -212,7 +213,8 @@ def open_book(ledger: pl.DataFrame, f: date, cfg: ForecastConfig, open_amounts: 
     if cfg.size_effect and hist.height:
         x_hist = size_excess(hist, hist)
         ev = hist["event"].to_numpy()
-        slope = size_slope(hist["exit"].to_numpy()[ev].astype(np.float64), x_hist[ev], group[ev], max(len(customers), 1))
+        slope = size_slope(hist["exit"].to_numpy()[ev].astype(np.float64), x_hist[ev], group[ev],
+                           max(len(customers), 1))
         shift = np.round(slope * x_hist).astype(np.int64)
         hist = hist.with_columns(pl.col("entry") - pl.Series(shift), pl.col("exit") - pl.Series(shift),
                                  (pl.col("due_date") + pl.duration(days=pl.Series(shift))).alias("due_date"))
@@ -237,7 +239,8 @@ def open_book(ledger: pl.DataFrame, f: date, cfg: ForecastConfig, open_amounts: 
         ref = known_at(ledger, f).filter(pl.col("invoice_date") > f - timedelta(days=cfg.lookback_days))
         tot = known_at(ledger, f).filter(pl.col("invoice_key").is_in(opn["invoice_key"].implode()))
         x_open = dict(zip(tot["invoice_key"].to_list(), size_excess(tot, ref).tolist(), strict=True))
-        t0 = t0 - np.round(slope * np.array([x_open.get(k_, 0.0) for k_ in opn["invoice_key"].to_list()])).astype(np.int64)
+        x = np.array([x_open.get(k_, 0.0) for k_ in opn["invoice_key"].to_list()])
+        t0 = t0 - np.round(slope * x).astype(np.int64)
     wd = weekday_factors(hist, group, hazard_hist)
     day_factor = wd[[(f + timedelta(days=k)).weekday() for k in range(1, HORIZON_DAYS + 1)]]
     probs = conditional_probs(hazard[ci], t0, day_factor=day_factor) if opn.height else np.zeros((0, HORIZON_DAYS))
@@ -280,18 +283,48 @@ def lag_pmf(ledger: pl.DataFrame, f: date, cfg: ForecastConfig) -> np.ndarray:
     return h * np.cumprod(np.concatenate([[1.0], 1.0 - h[:-1]]))
 
 
+def customer_lag_pmfs(ledger: pl.DataFrame, f: date, cfg: ForecastConfig) -> tuple[list[str], np.ndarray]:
+    """Per customer (sorted ids), P(paid at age a days after issue), a = 0..90, from invoices known
+    at F: a Kaplan-Meier hazard on the age axis per customer, shrunk towards all customers with
+    `cfg.shrink` (the same weights as the open-invoice hazards). Rows (n_customers, 91)."""
+    k = known_at(ledger, f).filter(pl.col("invoice_date") > f - timedelta(days=cfg.lookback_days))
+    customers = sorted(set(k["customer_id"].to_list()))
+    cidx = {c: i for i, c in enumerate(customers)}
+    exit_ = k.select(pl.when(pl.col("paid_date").is_not_null()).then(_days(pl.col("paid_date"), pl.col("invoice_date")))
+                     .otherwise(_days(pl.lit(f), pl.col("invoice_date"))))[:, 0].to_numpy()
+    group = np.array([cidx[c] for c in k["customer_id"].to_list()], dtype=np.int64)
+    events, at_risk = km_hazard(np.zeros(k.height, dtype=np.int64), exit_, k["paid_date"].is_not_null().to_numpy(),
+                                group, max(len(customers), 1), 0, HORIZON_DAYS - 1, _weight(k, f, cfg))
+    h, _ = shrunk_hazard(events, at_risk, cfg.shrink)
+    return customers, h * np.cumprod(np.hstack([np.ones((h.shape[0], 1)), 1.0 - h[:, :-1]]), axis=1)
+
+
 def new_billing(ledger: pl.DataFrame, f: date, cfg: ForecastConfig, pmf: np.ndarray | None = None) -> NewBilling:
     """Run-rate of invoices issued in (F - run_rate_days, F], issued every day F+1..F+91 and paid
-    after the lag distribution: expected collections per day, per currency."""
-    pmf = lag_pmf(ledger, f, cfg) if pmf is None else pmf
+    after the lag distribution: expected collections per day, per currency. With
+    `cfg.new_by_customer` (and no `pmf` given) each customer's run-rate is paid after its own lag
+    distribution (customer_lag_pmfs), so a shift of recent billing towards slow payers shows."""
     since = f - timedelta(days=cfg.run_rate_days)
     recent = ledger.filter((pl.col("invoice_date") <= f) & (pl.col("invoice_date") > since))
+    if cfg.new_by_customer and pmf is None:
+        customers, pmfs = customer_lag_pmfs(ledger, f, cfg)
+        cidx = {c: i for i, c in enumerate(customers)}
+        rates = (recent.group_by("currency", "customer_id").agg(pl.col("amount").sum(), pl.col("amount_home").sum())
+                 .sort("currency", "customer_id"))
+        currencies = sorted(set(rates["currency"].to_list()))
+        amt, home = np.zeros((len(currencies), HORIZON_DAYS)), np.zeros((len(currencies), HORIZON_DAYS))
+        for cur, cust, a, ah in rates.iter_rows():
+            kernel = np.cumsum(pmfs[cidx[cust]])  # recent billing is known at F, so the customer is too
+            j = currencies.index(cur)
+            amt[j] += a / cfg.run_rate_days * kernel
+            home[j] += ah / cfg.run_rate_days * kernel
+        return NewBilling(currencies=currencies, amount=amt, amount_home=home)
+    pmf = lag_pmf(ledger, f, cfg) if pmf is None else pmf
     rates = recent.group_by("currency").agg(pl.col("amount").sum(), pl.col("amount_home").sum()).sort("currency")
     # issued on day s (1..91), paid on day s + a: expected on day d = rate * sum_{s<=d} pmf[d - s]
     kernel = np.cumsum(pmf)  # day d (1-based) receives rate * sum_{a=0}^{d-1} pmf[a]
-    per_day_unit = kernel
-    amt = np.outer(rates["amount"].to_numpy() / cfg.run_rate_days, per_day_unit)
-    home = np.outer(rates["amount_home"].to_numpy() / cfg.run_rate_days, per_day_unit)
+    amt = np.outer(rates["amount"].to_numpy() / cfg.run_rate_days, kernel)
+    home = np.outer(rates["amount_home"].to_numpy() / cfg.run_rate_days, kernel)
     return NewBilling(currencies=rates["currency"].to_list(), amount=amt, amount_home=home)
 
 

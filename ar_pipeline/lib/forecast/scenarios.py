@@ -88,13 +88,14 @@ class ModelSettings(_Strict):
     seed: int = 42
     n_sims: int = Field(default=1000, ge=50, le=20000)
     lookback_days: int = Field(default=730, ge=56)
-    run_rate_days: int = Field(default=56, ge=7)
+    run_rate_days: int = Field(default=91, ge=7)
     shrink: float = Field(default=5.0, ge=0)
-    half_life_days: float = Field(default=180.0, gt=0)
+    half_life_days: float = Field(default=60.0, gt=0)
     rho_global: float = Field(default=0.15, ge=0, le=1)
     rho_customer: float = Field(default=0.35, ge=0, le=1)
     new_volume_sigma: float = Field(default=0.2, ge=0)
-    size_effect: bool = False
+    size_effect: bool = True
+    new_by_customer: bool = True
     conformal_window: int = Field(default=26, ge=1, le=104)
     conformal_min: int = Field(default=9, ge=1)
 
