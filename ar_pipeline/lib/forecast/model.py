@@ -7,18 +7,22 @@ Conventions (the same in the live forecast, the backtest and expected-vs-actual)
   survival model of "days relative to the due date" (Kaplan-Meier hazard with left truncation at
   the issue date and censoring at F), per customer, shrunk towards the all-customer hazard with a
   pseudo-count, and conditioned on the invoice still being open at F (its current age): P(k) =
-  h(t0+k) * prod_{j<k} (1 - h(t0+j)), t0 = F - due date. Mass not paid within the 91 days (late
-  beyond the horizon, or never collected) is simply not in the forecast, so the probability of
-  being collected at all is part of the same distribution.
-- Invoices not yet issued: the mean daily billed amount over the last `run_rate_days` days (per
-  currency), issued every day of the horizon and collected after the all-customer distribution
-  of days from issue to payment (the same survival estimate on the age axis).
+  h(t0+k) * prod_{j<k} (1 - h(t0+j)), t0 = F - due date (minus the invoice's size shift, see
+  open_book). A weekday factor scales each day's cumulative hazard. Mass not paid within the 91
+  days (late beyond the horizon, or never collected) is simply not in the forecast, so the
+  probability of being collected at all is part of the same distribution.
+- Invoices not yet issued: the mean daily billed amount over the last `run_rate_days` days per
+  customer and currency, issued every day of the horizon and collected after that customer's
+  distribution of days from issue to payment (the same survival estimate on the age axis, shrunk
+  to all customers; `new_by_customer=False`: one all-customer distribution).
 - Bands: Monte Carlo. Each open invoice's payment day is drawn by inverse CDF from a uniform made
   with a Gaussian copula whose normal is a shared per-simulation shock (a good or bad month for
   everyone), a per-customer shock and the invoice's own noise, so one customer's invoices and one
   month's invoices move together; the new-billing part gets a per-week lognormal volume shock with
   mean 1. The copula keeps each invoice's marginal distribution, so the expected values are exact
-  (computed analytically) and the bands are not too narrow. Deterministic for a seed.
+  (computed analytically) and the bands are not too narrow. Deterministic for a seed. The weekly
+  tables replace them, where enough past forecasts exist, by bands calibrated per horizon week
+  (calibration.py).
 """
 
 from __future__ import annotations
