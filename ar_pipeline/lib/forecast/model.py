@@ -155,9 +155,15 @@ def _amount_weight(frame: pl.DataFrame) -> np.ndarray:
 
 def _weight(frame: pl.DataFrame, f: date, cfg: ForecastConfig) -> np.ndarray:
     """Amount weight times a recency weight halving every `half_life_days` of issue-date age at F
-    (customers whose behaviour drifts are read mostly from their recent invoices)."""
+    (customers whose behaviour drifts are read mostly from their recent invoices), the recency
+    part scaled to mean 1 over the frame so the shrinkage pseudo-count stays "average invoices"
+    whatever the half-life (unscaled, a short half-life left a customer only a few effective
+    invoices and pulled it hard to the all-customer curve: card-on-file customers' same-day
+    collections were under-forecast)."""
     age = frame.select((pl.lit(f) - pl.col("invoice_date")).dt.total_days())[:, 0].to_numpy().astype(np.float64)
-    return _amount_weight(frame) * 0.5 ** (age / cfg.half_life_days)
+    recency = 0.5 ** (age / cfg.half_life_days)
+    m = recency.mean() if len(recency) else 1.0
+    return _amount_weight(frame) * recency / (m if m > 0 else 1.0)
 
 
 def _days(a: pl.Expr, b: pl.Expr) -> pl.Expr:
