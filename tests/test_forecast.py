@@ -29,6 +29,7 @@ from ar_pipeline.lib.forecast.model import (
     ForecastConfig,
     NewBilling,
     OpenBook,
+    _weight,
     build_forecast,
     conditional_probs,
     km_hazard,
@@ -496,3 +497,14 @@ def test_new_billing_per_customer_uses_each_customers_lag() -> None:
     assert new.amount[0][:6].tolist() == pytest.approx([0.0, 10.0, 10.0, 40.0, 40.0, 40.0])
     pooled = new_billing(ledger(rows), F, replace(cfg, new_by_customer=False))
     assert pooled.amount[0][1] > 10.0 + 1.0
+
+
+def test_recency_weights_average_one_whatever_the_half_life() -> None:
+    """Two equal invoices issued on F and 60 days earlier: with a 60-day half-life the recency
+    weights 1 and 1/2 are scaled to mean 1 (4/3 and 2/3), so the shrinkage pseudo-count is still
+    measured in average invoices."""
+    frame = ledger([{"invoice_key": "a", "customer_id": "A", "invoice_date": F, "due_date": F, "amount": 10.0},
+                    {"invoice_key": "b", "customer_id": "A", "invoice_date": F - timedelta(days=60), "due_date": F,
+                     "amount": 10.0}])
+    assert _weight(frame, F, ForecastConfig(half_life_days=60.0)).tolist() == pytest.approx([4 / 3, 2 / 3])
+    assert _weight(frame, F, ForecastConfig(half_life_days=1e12)).tolist() == pytest.approx([1.0, 1.0])
