@@ -13,6 +13,15 @@ import pytest
 
 from ar_pipeline.lib.cash_application.config import AnalyticsConfigError
 from ar_pipeline.lib.forecast import backtest as fbt
+from ar_pipeline.lib.forecast.calibration import (
+    PastForecasts,
+    calibrated_bands,
+    calibration_ratios,
+    conformal_band,
+    conformal_ranks,
+    weekly_actual,
+    weekly_expected,
+)
 from ar_pipeline.lib.forecast.model import (
     HORIZON_DAYS,
     T_MIN,
@@ -20,11 +29,15 @@ from ar_pipeline.lib.forecast.model import (
     ForecastConfig,
     NewBilling,
     OpenBook,
+    _weight,
     build_forecast,
     conditional_probs,
     km_hazard,
     new_billing,
     open_book,
+    sim_weekly_bands,
+    size_excess,
+    size_slope,
     weekly_table,
 )
 from ar_pipeline.lib.forecast.monitor import alerts, breaches, gap_customers
@@ -358,3 +371,140 @@ def test_forecast_backtest_cli_writes_metrics(tmp_path: Path, monkeypatch: pytes
     assert bad.exit_code != 0 and "--from" in bad.output
     late = CliRunner().invoke(main, ["forecast-backtest", "--from", str(start), "--to", str(F + timedelta(days=1))])
     assert late.exit_code != 0 and "after the data end" in late.output
+
+
+# --- weekday factor, size shift, per-horizon conformal bands ---------------------------------
+
+def test_weekday_factor_scales_cumulative_hazard_and_keeps_weekly_survival() -> None:
+    """A constant daily hazard of 0.5 with weekday factors averaging 1 over a week (2 on the busy
+    day, 0 on the next, 1 otherwise): the busy day's hazard is 1 - 0.5^2 = 0.75 (not min(2 × 0.5,
+    1) = 1), the idle day's 0, and the chance of paying within the 7 days stays 1 - 0.5^7 exactly
+    (multiplying h put all the mass on the busy day: week-1 bias)."""
+    hazard = np.full((1, 20), 0.5)
+    factors = np.array([2.0, 0.0, 1.0, 1.0, 1.0, 1.0, 1.0])
+    p = conditional_probs(hazard, np.array([0]), horizon=7, day_factor=factors)[0]
+    assert p[:2].tolist() == pytest.approx([0.75, 0.0])
+    assert p[2] == pytest.approx(0.25 * 0.5)
+    assert p.sum() == pytest.approx(1 - 0.5 ** 7)
+    assert conditional_probs(hazard, np.array([0]), horizon=7, day_factor=np.ones(7))[0].tolist() == pytest.approx(
+        conditional_probs(hazard, np.array([0]), horizon=7)[0].tolist())
+
+
+def test_remaining_time_of_an_invoice_already_overdue_by_hand() -> None:
+    """Customer A's settled invoices paid 7, 7, 14 and 28 days after due (hazard 1/2 at +7, 1/2 at
+    +14, 1 at +28; every due date a Wednesday, so one payment weekday and weekday factors 1). An
+    invoice already 7 days overdue (still open after +7) has left the +7 mass behind: it pays 7 days
+    after F (+14) with 1/2 and 21 days after F (+28) with 1/2. A new one due on F pays on F+7 with
+    2/5 (the 7-days-overdue open invoice was at risk on +7 and did not pay: 2 of 5), then 3/5 × 1/2
+    on F+14 and the rest on F+28. No recency weighting (huge half-life), no shrinkage."""
+    due = F - timedelta(days=63)
+    hist = [{"invoice_key": f"h{i}", "customer_id": "A", "invoice_date": due - timedelta(days=30), "due_date": due,
+             "paid_date": due + timedelta(days=d), "amount": 100.0} for i, d in enumerate([7, 7, 14, 28])]
+    late = {"invoice_key": "o_late", "customer_id": "A", "invoice_date": F - timedelta(days=37),
+            "due_date": F - timedelta(days=7), "amount": 100.0}
+    now = {"invoice_key": "o_now", "customer_id": "A", "invoice_date": F - timedelta(days=30), "due_date": F,
+           "amount": 100.0}
+    book = open_book(ledger([*hist, late, now]), F, ForecastConfig(shrink=0.0, half_life_days=1e12))
+    p = dict(zip(book.invoices["invoice_key"].to_list(), book.probs, strict=True))
+    assert np.nonzero(p["o_late"])[0].tolist() == [6, 20]  # days F+7, F+21 (index = day - 1)
+    assert p["o_late"][[6, 20]].tolist() == pytest.approx([0.5, 0.5])
+    assert np.nonzero(p["o_now"])[0].tolist() == [6, 13, 27]
+    assert p["o_now"][[6, 13, 27]].tolist() == pytest.approx([0.4, 0.3, 0.3])
+
+
+def test_size_excess_and_within_customer_slope_by_hand() -> None:
+    frame = pl.DataFrame({"customer_id": ["A", "A", "A", "B"], "amount_home": [100.0, 100.0, 400.0, 50.0]})
+    ref = pl.DataFrame({"customer_id": ["A", "A", "A"], "amount_home": [100.0, 100.0, 400.0]})
+    assert size_excess(frame, ref).tolist() == pytest.approx([0.0, 0.0, np.log(4.0), 0.0])  # B: no history
+    # A: 0 and 6 days late at excess 0 and 1; B: 10 and 16: 6 days per unit within customers
+    # (a pooled fit would mix B's lateness into the slope)
+    slope = size_slope(np.array([0.0, 6.0, 10.0, 16.0]), np.array([0.0, 1.0, 0.0, 1.0]),
+                       np.array([0, 0, 1, 1]), 2)
+    assert slope == pytest.approx(6.0)
+    assert size_slope(np.array([1.0, 2.0]), np.array([0.5, 0.5]), np.array([0, 0]), 1) == 0.0
+
+
+def test_conformal_band_ranks_on_a_tiny_series() -> None:
+    # n = 9 ratios 0.1 .. 0.9: ranks floor(10 × 0.1) = 1 and ceil(10 × 0.9) = 9 -> min and max
+    r = np.arange(1, 10) / 10
+    assert conformal_ranks(9) == (1, 9)
+    assert conformal_band(r, 1000.0) == pytest.approx((100.0, 500.0, 900.0))
+    # n = 19: ranks 2 and 18 (the 10% and 90% conformal quantiles)
+    r19 = np.arange(1, 20, dtype=np.float64)
+    assert conformal_ranks(19) == (2, 18)
+    assert conformal_band(r19, 2.0) == pytest.approx((4.0, 20.0, 36.0))
+    # too few (8 < 9) or not finite: no band, the simulation stays
+    assert conformal_band(r[:8], 1000.0) is None
+    assert conformal_band(np.array([np.nan] * 20), 1000.0) is None
+    assert conformal_band(r, 1000.0, min_n=20) is None
+
+
+def test_calibrated_bands_fall_back_to_the_simulation_per_week() -> None:
+    sim = np.array([[1.0] * 13, [2.0] * 13, [3.0] * 13])
+    ratios = [np.arange(1, 10) / 10] + [np.array([0.5, 1.5])] * 12  # only week 1 has 9 ratios
+    q, src = calibrated_bands({"ALL": np.full(13, 10.0)}, {"ALL": sim}, {"ALL": ratios}, min_n=9)["ALL"]
+    assert src == ["conformal"] + ["simulation"] * 12
+    assert q[:, 0].tolist() == pytest.approx([1.0, 5.0, 9.0])
+    assert q[:, 1:].tolist() == sim[:, 1:].tolist()
+
+
+def test_calibration_uses_only_weeks_complete_at_the_forecast_date() -> None:
+    """The ratios at F come from forecasts F - 7j whose week h ended by F (j >= h), at most
+    `window` per week, and do not move when what happened after F changes."""
+    led = synthetic_ledger()
+    cfg = ForecastConfig(n_sims=50)
+    f = F - timedelta(days=60)
+    r = calibration_ratios(PastForecasts(led, cfg), f, window=5)["ALL"]
+    assert [len(x) for x in r] == [5] * 13
+    changed = led.with_columns(pl.when(pl.col("paid_date") > f).then(pl.col("paid_date") + timedelta(days=9))
+                               .otherwise(pl.col("paid_date")).alias("paid_date"))
+    r2 = calibration_ratios(PastForecasts(changed, cfg), f, window=5)["ALL"]
+    for a, b in zip(r, r2, strict=True):
+        assert a.tolist() == pytest.approx(b.tolist(), rel=1e-12)
+    # week 13 of the latest usable forecast (F - 91) ended exactly on F
+    past = PastForecasts(led, cfg)
+    fp = f - timedelta(days=91)
+    act = weekly_actual(led, fp, f)["ALL"]
+    assert np.isfinite(act[12]) and r[12][0] == pytest.approx(act[12] / past.expected(fp)["ALL"][12])
+    assert np.isnan(weekly_actual(led, fp + timedelta(days=7), f)["ALL"][12])
+
+
+def test_weekly_table_uses_calibrated_bands_and_says_so() -> None:
+    fc = build_forecast(synthetic_ledger(), F, ForecastConfig(n_sims=100))
+    exp = weekly_expected(fc)
+    ratios = {c: [np.linspace(0.8, 1.2, 19)] * 13 for c in exp}
+    bands = calibrated_bands(exp, sim_weekly_bands(fc), ratios, min_n=9)
+    w = weekly_table(fc, "USD", bands).filter(pl.col("currency") == "ALL").sort("week")
+    assert set(w["band_source"].to_list()) == {"conformal"}
+    lo = np.sort(np.linspace(0.8, 1.2, 19))[1]
+    assert w["p10_amount"].to_list() == pytest.approx((w["expected_home"] * lo).to_list())
+
+
+def test_new_billing_per_customer_uses_each_customers_lag() -> None:
+    """A bills 10 a day and pays 1 day after issue, B bills 30 a day and pays 3 days after issue
+    (the unpaid ones censored; A also has 3 older weeks of history): per customer, nothing on day
+    1, A's 10 from day 2, B's 30 on top from day 4. The pooled lag is dominated by A's long history
+    and pays too much of B's billing on days 2-3."""
+    rows = []
+    for cust, amount, lag, n_days in (("A", 10.0, 1, 28), ("B", 30.0, 3, 7)):
+        for k in range(n_days):
+            issued = F - timedelta(days=k)
+            rows.append({"invoice_key": f"{cust}{k}", "customer_id": cust, "invoice_date": issued,
+                         "due_date": issued + timedelta(days=lag),
+                         "paid_date": issued + timedelta(days=lag) if k >= lag else None, "amount": amount})
+    cfg = ForecastConfig(run_rate_days=7, shrink=0.0, half_life_days=1e12)
+    new = new_billing(ledger(rows), F, cfg)
+    assert new.amount[0][:6].tolist() == pytest.approx([0.0, 10.0, 10.0, 40.0, 40.0, 40.0])
+    pooled = new_billing(ledger(rows), F, replace(cfg, new_by_customer=False))
+    assert pooled.amount[0][1] > 10.0 + 1.0
+
+
+def test_recency_weights_average_one_whatever_the_half_life() -> None:
+    """Two equal invoices issued on F and 60 days earlier: with a 60-day half-life the recency
+    weights 1 and 1/2 are scaled to mean 1 (4/3 and 2/3), so the shrinkage pseudo-count is still
+    measured in average invoices."""
+    frame = ledger([{"invoice_key": "a", "customer_id": "A", "invoice_date": F, "due_date": F, "amount": 10.0},
+                    {"invoice_key": "b", "customer_id": "A", "invoice_date": F - timedelta(days=60), "due_date": F,
+                     "amount": 10.0}])
+    assert _weight(frame, F, ForecastConfig(half_life_days=60.0)).tolist() == pytest.approx([4 / 3, 2 / 3])
+    assert _weight(frame, F, ForecastConfig(half_life_days=1e12)).tolist() == pytest.approx([1.0, 1.0])

@@ -56,22 +56,33 @@ def _ledger(duckdb: DuckDBResource):
     pool="duckdb",
 )
 def cash_forecast(context: dg.AssetExecutionContext, duckdb: DuckDBResource, landing: LandingResource):
-    from ar_pipeline.lib.forecast.model import build_forecast, daily_table, weekly_table
+    from ar_pipeline.lib.forecast.calibration import (
+        ALL,
+        PastForecasts,
+        calibrated_bands,
+        calibration_ratios,
+        weekly_expected,
+    )
+    from ar_pipeline.lib.forecast.model import build_forecast, daily_table, sim_weekly_bands, weekly_table
     from ar_pipeline.lib.forecast.scenarios import load_settings, scenario_weekly
 
     settings = load_settings(analytics_config_dir(landing))
     cfg = settings.model.config()
     ledger = _ledger(duckdb)
     fc = build_forecast(ledger.invoices, ledger.data_end, cfg, open_amounts=ledger.open_amounts())
-    daily, weekly = daily_table(fc, ledger.home_currency), weekly_table(fc, ledger.home_currency)
-    scen = scenario_weekly(fc, cfg, settings.scenarios, settings.cash_position, ledger.home_currency)
+    ratios = calibration_ratios(PastForecasts(ledger.invoices, cfg), ledger.data_end, cfg.conformal_window)
+    bands = calibrated_bands(weekly_expected(fc), sim_weekly_bands(fc), ratios, cfg.conformal_min)
+    daily, weekly = daily_table(fc, ledger.home_currency), weekly_table(fc, ledger.home_currency, bands)
+    scen = scenario_weekly(fc, cfg, settings.scenarios, settings.cash_position, ledger.home_currency,
+                           ratios.get(ALL))
     with duckdb.get_connection() as conn:
         write_table(conn, "cash_forecast_daily", daily)
         write_table(conn, "cash_forecast_weekly", weekly)
         write_table(conn, "cash_forecast_scenarios", scen)
     total = weekly.filter(weekly["currency"] == "ALL")["expected_home"].sum()
     context.log.info(f"Forecast as of {ledger.data_end}: {total:,.0f} {ledger.home_currency} over 13 weeks")
-    meta = {"as_of_date": str(ledger.data_end), "seed": cfg.seed, "n_sims": cfg.n_sims}
+    meta = {"as_of_date": str(ledger.data_end), "seed": cfg.seed, "n_sims": cfg.n_sims,
+            "conformal_weeks": int((weekly["band_source"] == "conformal").sum())}
     yield dg.MaterializeResult(asset_key=DAILY_KEY, metadata={**meta, "dagster/row_count": daily.height})
     yield dg.MaterializeResult(asset_key=WEEKLY_KEY, metadata={
         **meta, "dagster/row_count": weekly.height, "expected_13_weeks_home": float(total),

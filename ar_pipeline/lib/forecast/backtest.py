@@ -29,6 +29,7 @@ from datetime import date, timedelta
 import numpy as np
 import polars as pl
 
+from .calibration import ALL, PastForecasts, calibrated_bands, calibration_ratios
 from .model import HORIZON_DAYS, ForecastConfig, _weekly, build_forecast, expected_home_total, known_at, new_billing
 
 BUCKETS = [(-10**6, 0, "not_due"), (1, 30, "1_30"), (31, 60, "31_60"), (61, 90, "61_90"), (91, 180, "91_180"),
@@ -107,12 +108,18 @@ def last_weeks_baseline(ledger: pl.DataFrame, f: date) -> np.ndarray:
     return np.full(13, paid["amount_home"].sum() / 4.0)
 
 
-def model_weekly(ledger: pl.DataFrame, f: date, cfg: ForecastConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(expected, p10, p90) of home-value collections per week 1..13 forecast at F."""
+def model_weekly(ledger: pl.DataFrame, f: date, cfg: ForecastConfig, past: PastForecasts | None = None
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(expected, p10, p90) of home-value collections per week 1..13 forecast at F; the band is
+    calibrated per horizon week on the forecasts before F whose week was complete at F
+    (calibration.py), the simulated one where that set is too short."""
     fc = build_forecast(ledger, f, cfg)
-    tot = expected_home_total(fc.book, fc.new)
-    q = np.quantile(_weekly(fc.sims_home), [0.1, 0.9], axis=0)
-    return tot.reshape(13, 7).sum(axis=1), q[0], q[1]
+    tot = expected_home_total(fc.book, fc.new).reshape(13, 7).sum(axis=1)
+    past = past or PastForecasts(ledger, cfg)
+    ratios = calibration_ratios(past, f, cfg.conformal_window).get(ALL, [np.array([])] * 13)
+    q = calibrated_bands({ALL: tot}, {ALL: np.quantile(_weekly(fc.sims_home), [0.1, 0.5, 0.9], axis=0)},
+                         {ALL: ratios}, cfg.conformal_min)[ALL][0]
+    return tot, q[0], q[2]
 
 
 def replay(ledger: pl.DataFrame, data_end: date, start: date, end: date, cfg: ForecastConfig) -> pl.DataFrame:
@@ -120,9 +127,10 @@ def replay(ledger: pl.DataFrame, data_end: date, start: date, end: date, cfg: Fo
     complete), and the model's p10/p90."""
     rows = []
     f = start
+    past = PastForecasts(ledger, cfg)
     while f <= end:
         actual = actual_weekly(ledger, f, data_end)
-        exp, p10, p90 = model_weekly(ledger, f, cfg)
+        exp, p10, p90 = model_weekly(ledger, f, cfg, past)
         preds = {"model": exp, "due_date": due_date_baseline(ledger, f, cfg.run_rate_days),
                  "aging_curve": aging_curve_baseline(ledger, f, cfg), "last_4_weeks": last_weeks_baseline(ledger, f)}
         for name, v in preds.items():

@@ -17,6 +17,7 @@ import numpy as np
 import polars as pl
 
 from .backtest import actual_weekly
+from .calibration import ALL, PastForecasts, calibrated_bands, calibration_ratios
 from .model import Forecast, ForecastConfig, _weekly, build_forecast, expected_home_total
 
 VS_ACTUAL_SCHEMA = {
@@ -31,16 +32,22 @@ ALERT_SCHEMA = {
 }
 
 
-def vs_actual(ledger: pl.DataFrame, as_of: date, cfg: ForecastConfig, n_forecasts: int
-              ) -> tuple[pl.DataFrame, dict[date, Forecast]]:
-    """One row per (past forecast date, week) with a complete week (ending on or before as_of)."""
+def vs_actual(ledger: pl.DataFrame, as_of: date, cfg: ForecastConfig, n_forecasts: int,
+              past: PastForecasts | None = None) -> tuple[pl.DataFrame, dict[date, Forecast]]:
+    """One row per (past forecast date, week) with a complete week (ending on or before as_of).
+    p10/p90 are each past forecast's own weekly band as it was published: calibrated on the
+    forecasts before its date (calibration.py), simulated where that set was too short."""
     rows, forecasts = [], {}
+    past = past or PastForecasts(ledger, cfg)
     for j in range(n_forecasts, 0, -1):
         f = as_of - timedelta(days=7 * j)
         fc = build_forecast(ledger, f, cfg)
         forecasts[f] = fc
         exp = expected_home_total(fc.book, fc.new).reshape(13, 7).sum(axis=1)
-        q = np.quantile(_weekly(fc.sims_home), [0.1, 0.9], axis=0)
+        ratios = calibration_ratios(past, f, cfg.conformal_window).get(ALL, [np.array([])] * 13)
+        q3 = calibrated_bands({ALL: exp}, {ALL: np.quantile(_weekly(fc.sims_home), [0.1, 0.5, 0.9], axis=0)},
+                              {ALL: ratios}, cfg.conformal_min)[ALL][0]
+        q = q3[[0, 2]]
         act = actual_weekly(ledger, f, as_of)
         for w in range(13):
             if np.isnan(act[w]):

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ar_pipeline.lib.cash_application.config import load_yaml_model
 
+from .calibration import conformal_band
 from .model import (
     HORIZON_DAYS,
     Forecast,
@@ -87,12 +88,16 @@ class ModelSettings(_Strict):
     seed: int = 42
     n_sims: int = Field(default=1000, ge=50, le=20000)
     lookback_days: int = Field(default=730, ge=56)
-    run_rate_days: int = Field(default=56, ge=7)
+    run_rate_days: int = Field(default=91, ge=7)
     shrink: float = Field(default=5.0, ge=0)
-    half_life_days: float = Field(default=180.0, gt=0)
+    half_life_days: float = Field(default=60.0, gt=0)
     rho_global: float = Field(default=0.15, ge=0, le=1)
     rho_customer: float = Field(default=0.35, ge=0, le=1)
     new_volume_sigma: float = Field(default=0.2, ge=0)
+    size_effect: bool = True
+    new_by_customer: bool = True
+    conformal_window: int = Field(default=26, ge=1, le=104)
+    conformal_min: int = Field(default=9, ge=1)
 
     def config(self) -> ForecastConfig:
         return ForecastConfig(**self.model_dump())
@@ -169,9 +174,13 @@ def _shift_new(new: NewBilling, days: int) -> NewBilling:
 
 
 def scenario_weekly(fc: Forecast, cfg: ForecastConfig, scenarios: list[Scenario],
-                    position: CashPosition, home_currency: str) -> pl.DataFrame:
+                    position: CashPosition, home_currency: str,
+                    ratios: list[np.ndarray] | None = None) -> pl.DataFrame:
     """Weekly home-value collections of the base and each scenario (expected, p10, p90), the
-    difference to the base, cumulative cash, cash position and the first week below the minimum."""
+    difference to the base, cumulative cash, cash position and the first week below the minimum.
+    With `ratios` (the 'ALL' calibration ratios per horizon week, calibration.calibration_ratios),
+    a week whose calibration set is long enough gets the conformal band around the scenario's
+    expected value (as the base weekly table does); otherwise the simulated one."""
     rng = np.random.default_rng(cfg.seed)
     pay_days = draw_pay_days(fc.book, cfg, rng)
     shocks = volume_shocks(cfg, rng)
@@ -179,6 +188,12 @@ def scenario_weekly(fc: Forecast, cfg: ForecastConfig, scenarios: list[Scenario]
     frames = []
     for sc in [Scenario(name="base", description="base forecast"), *scenarios]:
         exp, p10, p90 = base if sc.name == "base" else _one(fc, cfg, sc, pay_days, shocks)
+        if ratios is not None:
+            p10, p90 = p10.copy(), p90.copy()
+            for h in range(13):
+                band = conformal_band(ratios[h], float(exp[h]), min_n=cfg.conformal_min)
+                if band is not None:
+                    p10[h], p90[h] = band[0], band[2]
         cum = np.cumsum(exp)
         weeks = np.arange(1, 14)
         cash = position.opening_balance + cum - position.weekly_outflows * weeks

@@ -1,0 +1,129 @@
+"""Weekly p10/p50/p90 bands calibrated per horizon week from the errors of past forecasts
+(split-conformal on the ratio actual / expected), with the simulation as the fallback.
+
+For a forecast made at F and horizon week h, the calibration set is the last `window` weekly
+forecast dates F' = F - 7j (j >= h) whose week h ended on or before F — so its outcome was known at
+F and nothing after F is read. Each past forecast is rebuilt from the ledger as known at F'
+(model.known_at), exactly as the live forecast and the backtest do. For each of them the ratio
+r = collected / expected of week h (per currency in that currency, and 'ALL' at home value). With n
+ratios sorted r(1) <= ... <= r(n), the 80% band of week h is expected(F, h) × [r(lo), r(hi)] with
+lo = floor((n + 1) × 0.1) and hi = ceil((n + 1) × 0.9) (the finite-sample conformal ranks) and p50
+= expected × the median ratio. When fewer than `min_n` ratios exist (a short history) or lo < 1 or
+hi > n, the week keeps the simulated band.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+import numpy as np
+import polars as pl
+
+from .model import HORIZON_DAYS, Forecast, ForecastConfig, build_forecast, expected_daily
+
+ALL = "ALL"
+
+
+def conformal_ranks(n: int, level: float = 0.8) -> tuple[int, int]:
+    """1-based ranks (lo, hi) of the sorted calibration ratios bounding a `level` band."""
+    alpha = (1.0 - level) / 2.0  # 0.09999999999999998 for 0.8: the epsilon keeps 20 × alpha at 2
+    return math.floor((n + 1) * alpha + 1e-9), math.ceil((n + 1) * (1.0 - alpha) - 1e-9)
+
+
+def conformal_band(ratios: np.ndarray, expected: float, level: float = 0.8, min_n: int = 9
+                   ) -> tuple[float, float, float] | None:
+    """(p10, p50, p90) = expected × (r(lo), median r, r(hi)) over the finite ratios, or None when
+    there are too few of them for the ranks."""
+    r = np.sort(ratios[np.isfinite(ratios)])
+    n = len(r)
+    if n < min_n:
+        return None
+    lo, hi = conformal_ranks(n, level)
+    if lo < 1 or hi > n:
+        return None
+    return float(expected * r[lo - 1]), float(expected * np.median(r)), float(expected * r[hi - 1])
+
+
+def weekly_expected(fc: Forecast) -> dict[str, np.ndarray]:
+    """Expected collections per week 1..13 per series: each currency in its own amount, 'ALL' at
+    home value."""
+    exp = expected_daily(fc.book, fc.new)
+    out = {c: exp.filter(pl.col("currency") == c).sort("day")["expected_amount"].to_numpy().reshape(13, 7).sum(axis=1)
+           for c in sorted(set(exp["currency"].to_list()))}
+    home = exp.group_by("day").agg(pl.col("expected_home").sum()).sort("day")["expected_home"].to_numpy()
+    out[ALL] = home.reshape(13, 7).sum(axis=1) if len(home) else np.zeros(13)
+    return out
+
+
+def weekly_actual(ledger: pl.DataFrame, f: date, known_until: date) -> dict[str, np.ndarray]:
+    """Collected per week 1..13 after F per series (invoice-level: an invoice's amount on its paid
+    date), NaN for weeks ending after `known_until`."""
+    paid = ledger.filter((pl.col("paid_date") > f) & (pl.col("paid_date") <= f + timedelta(days=HORIZON_DAYS))
+                         & (pl.col("paid_date") <= known_until))
+    week = paid.select(((pl.col("paid_date") - pl.lit(f)).dt.total_days() - 1) // 7 + 1)[:, 0].to_numpy()
+    complete = np.array([f + timedelta(days=7 * w) <= known_until for w in range(1, 14)])
+    week = week.astype(np.int64) - 1
+    out = {}
+    cur = paid["currency"].to_numpy()
+    for c in sorted(set(ledger["currency"].to_list())):
+        m = cur == c
+        out[c] = np.bincount(week[m], weights=paid["amount"].to_numpy()[m], minlength=13)[:13]
+    out[ALL] = np.bincount(week, weights=paid["amount_home"].to_numpy(), minlength=13)[:13]
+    return {c: np.where(complete, v, np.nan) for c, v in out.items()}
+
+
+@dataclass
+class PastForecasts:
+    """Expected weekly collections of past forecast dates, each rebuilt from the ledger as known
+    then (no simulation), memoised: the backtest and the expected-vs-actual replay ask for the same
+    dates many times."""
+
+    ledger: pl.DataFrame
+    cfg: ForecastConfig
+    _cache: dict[date, dict[str, np.ndarray]] = field(default_factory=dict)
+
+    def expected(self, f: date) -> dict[str, np.ndarray]:
+        if f not in self._cache:
+            self._cache[f] = weekly_expected(build_forecast(self.ledger, f, self.cfg, simulate_bands=False))
+        return self._cache[f]
+
+
+def calibration_ratios(past: PastForecasts, f: date, window: int) -> dict[str, list[np.ndarray]]:
+    """Per series and horizon week h (index h - 1): the ratios collected / expected of the last
+    `window` weekly forecasts before F whose week h was complete at F (weeks with expected <= 0 are
+    skipped)."""
+    out: dict[str, list[list[float]]] = {}
+    for j in range(1, window + 13):
+        fp = f - timedelta(days=7 * j)
+        exp = past.expected(fp)
+        act = weekly_actual(past.ledger, fp, f)
+        for c, e in exp.items():
+            a = act.get(c)
+            if a is None:
+                continue
+            per_h = out.setdefault(c, [[] for _ in range(13)])
+            for h in range(13):
+                if j >= h + 1 and len(per_h[h]) < window and np.isfinite(a[h]) and e[h] > 0:
+                    per_h[h].append(a[h] / e[h])
+    return {c: [np.array(v) for v in per_h] for c, per_h in out.items()}
+
+
+def calibrated_bands(expected: dict[str, np.ndarray], sim_bands: dict[str, np.ndarray],
+                     ratios: dict[str, list[np.ndarray]], min_n: int, level: float = 0.8
+                     ) -> dict[str, tuple[np.ndarray, list[str]]]:
+    """Per series: ((3, 13) p10/p50/p90, per-week source 'conformal' or 'simulation'). `sim_bands`
+    holds the simulated (3, 13) quantiles per series, used where the calibration set is short."""
+    out = {}
+    for c, e in expected.items():
+        q = np.array(sim_bands[c], dtype=np.float64, copy=True)
+        src = ["simulation"] * 13
+        for h in range(13):
+            r = ratios.get(c, [np.array([])] * 13)[h]
+            band = conformal_band(r, float(e[h]), level, min_n)
+            if band is not None:
+                q[:, h] = band
+                src[h] = "conformal"
+        out[c] = (q, src)
+    return out
