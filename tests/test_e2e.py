@@ -21,7 +21,7 @@ RAW_TABLES = [
     "raw_quickbooks.raw_invoices", "raw_quickbooks.raw_payments", "raw_quickbooks.raw_credit_memos",
     "raw_quickbooks.raw_customers", "raw_stripe.raw_invoices", "raw_stripe.raw_invoice_payments",
     "raw_stripe.raw_credit_notes", "raw_stripe.raw_customers", "raw_stripe.raw_charges",
-    "raw_exports.raw_fx_rates",
+    "raw_exports.raw_fx_rates", "raw_stripe.raw_balance_transactions", "raw_stripe.raw_payouts",
 ]
 
 
@@ -145,6 +145,38 @@ def test_cash_application_on_generated_bank_lines(pipeline) -> None:
     assert result["recall"] >= 0.90, result["by_pattern"]
     # QuickBooks unapplied money is matched too (customer known)
     assert (out["payment_source"] == "unapplied_payment").any()
+    # bank credits from Stripe are matched to their payout, never to invoices
+    payout_lines = truth.filter(pl.col("pattern") == "stripe_payout")
+    assert payout_lines.height > 0
+    by = {r["pattern"]: r for r in result["by_pattern"]}
+    assert by["stripe_payout"]["correct"] == payout_lines.height
+    assert out.filter(pl.col("payout_id").is_not_null())["invoice_key"].null_count() == payout_lines.height
+    # Stripe charges outside the invoice flow are unapplied money matched to the invoice they pay
+    stripe_truth = pl.read_parquet(pipeline["landing"] / "_ground_truth" / "stripe_unapplied_charges.parquet")
+    s = evaluate(out, truth, invoices, stripe_truth)["by_source"]["stripe_unapplied"]
+    assert s["lines"] == stripe_truth.height and s["precision"] >= 0.99 and s["recall"] >= 0.9, s
+
+
+def test_stripe_payouts_reconcile_to_the_cent_and_equal_truth(pipeline) -> None:
+    """fct_stripe_payouts: sum of charges - fees - refunds - disputes = payout amount, to the cent, and
+    each payout's parts equal the generator's."""
+    truth = pl.read_parquet(pipeline["landing"] / "_ground_truth" / "stripe_payouts.parquet")
+    with duckdb.connect(str(pipeline["db"]), read_only=True) as conn:
+        got = conn.sql(
+            """SELECT payout_id, currency, CAST(round(amount * 100) AS BIGINT) AS amount_minor, arrival_date,
+                      charge_count, CAST(round(charge_gross_amount * 100) AS BIGINT) AS charge_gross_minor,
+                      CAST(round(fee_amount * 100) AS BIGINT) AS fee_minor,
+                      CAST(round(refund_amount * 100) AS BIGINT) AS refund_minor,
+                      CAST(round(dispute_amount * 100) AS BIGINT) AS dispute_minor, is_reconciled
+               FROM marts.fct_stripe_payouts ORDER BY payout_id"""
+        ).pl()
+    assert got.height == truth.height > 20 and got["is_reconciled"].all()
+    assert ((got["charge_gross_minor"] - got["fee_minor"] - got["refund_minor"] - got["dispute_minor"])
+            == got["amount_minor"]).all()
+    cols = ["payout_id", "currency", "amount_minor", "arrival_date", "charge_count", "charge_gross_minor",
+            "fee_minor", "refund_minor", "dispute_minor"]
+    want = truth.select(cols).sort("payout_id").with_columns(pl.col("charge_count").cast(pl.Int64))
+    assert got.select(cols).with_columns(pl.col("charge_count").cast(pl.Int64)).equals(want)
 
 def test_marts_shape_for_finance(pipeline) -> None:
     with duckdb.connect(str(pipeline["db"]), read_only=True) as conn:
