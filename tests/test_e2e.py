@@ -249,6 +249,20 @@ def test_dispute_queue_covers_every_dispute(pipeline) -> None:
     assert queue.filter(pl.col("is_open"))["days_left"].null_count() == 0
     assert set(risky["customer_id"]) <= set(queue["customer_id"])
 
+    # won disputes are dated by Stripe's reinstatement balance transaction, and feed the typical
+    # resolution time (the demo history is loaded in one go, so load history dates nothing)
+    closes = pl.read_parquet(pipeline["landing"] / "_ground_truth" / "stripe_dispute_closes.parquet").select(
+        pl.col("dp_id").alias("dispute_id"), (pl.col("close_ts") // 86400).cast(pl.Int32).cast(pl.Date).alias("want"))
+    with duckdb.connect(str(pipeline["db"]), read_only=True) as conn:
+        won = conn.sql(
+            "SELECT dispute_id, closed_date, closed_date_source FROM marts.fct_disputes WHERE status = 'won'"
+        ).pl()
+    assert won.height > 0 and (won["closed_date_source"] == "reinstatement_balance_transaction").all()
+    assert won.join(closes, on="dispute_id").select((pl.col("closed_date") == pl.col("want")).all()).item()
+    q_won = queue.filter(pl.col("outcome") == "won").join(won, on="dispute_id", suffix="_mart")
+    assert q_won.height == won.height and (q_won["closed_date"] == q_won["closed_date_mart"]).all()
+    assert q_won["reason_median_resolution_days"].drop_nulls().len() > 0
+
 
 def test_unapplied_cash_matches_the_source_documents(pipeline) -> None:
     """Every QuickBooks payment with UnappliedAmt and every credit memo with RemainingCredit in the
