@@ -782,8 +782,11 @@ def _analytics_config_dir(paths: Paths) -> Path:
 def cash_match_eval(json_path: Path | None) -> None:
     """Score cash application on the generator's truth: precision and recall of auto-applied matches.
 
-    Matches the bank-statement lines under AR_LANDING_DIR/bank against the open invoices in the marts
-    (as built by `ar-pipeline run`) and compares with AR_LANDING_DIR/_ground_truth/bank_matches.parquet.
+    Matches the bank-statement lines under AR_LANDING_DIR/bank (Stripe payouts included) and the
+    unapplied money in the marts (QuickBooks unapplied payments, Stripe charges tied to no invoice)
+    against the open invoices and Stripe payouts in the marts (as built by `ar-pipeline run`), and
+    compares with AR_LANDING_DIR/_ground_truth/bank_matches.parquet and stripe_unapplied_charges.parquet.
+    QuickBooks unapplied payments have no truth: only their counts are shown.
     """
     import json
 
@@ -794,6 +797,7 @@ def cash_match_eval(json_path: Path | None) -> None:
 
     paths = Paths.from_env()
     truth_path = paths.landing_dir / "_ground_truth" / "bank_matches.parquet"
+    stripe_path = paths.landing_dir / "_ground_truth" / "stripe_unapplied_charges.parquet"
     if not paths.duckdb.exists():
         raise click.ClickException(f"{paths.duckdb} does not exist: run `ar-pipeline run` first.")
     if not truth_path.exists():
@@ -802,14 +806,28 @@ def cash_match_eval(json_path: Path | None) -> None:
         as_of = conn.sql("SELECT max(as_of_date) FROM marts.fct_invoices").fetchall()[0][0]
         out = suggestions_from_warehouse(conn, paths.landing_dir, paths.ingest_config_dir / "analytics", as_of)
         invoices = conn.sql("SELECT invoice_key, source, source_invoice_id FROM marts.fct_invoices").pl()
-    result = evaluate(out, pl.read_parquet(truth_path), invoices)
+    stripe_truth = pl.read_parquet(stripe_path) if stripe_path.exists() else None
+    result = evaluate(out, pl.read_parquet(truth_path), invoices, stripe_truth)
     click.echo(f"Cash application as of {as_of}: {result['bank_lines']} bank lines, "
-               f"{result['payable_lines']} pay open invoices")
+               f"{result['payable_lines']} pay open invoices or are Stripe payouts")
     click.echo(f"  auto-applied {result['auto_applied']}, correct {result['correct_auto_applied']}")
     click.echo(f"  precision {result['precision']:.2%}  recall (auto-matched share) {result['recall']:.2%}")
     click.echo("  by pattern (lines / auto-applied / correct):")
     for row in result["by_pattern"]:
-        click.echo(f"    {row['pattern']:<12} {row['lines']:>6} {row['auto_applied']:>6} {row['correct']:>6}")
+        click.echo(f"    {row['pattern']:<14} {row['lines']:>6} {row['auto_applied']:>6} {row['correct']:>6}")
+    click.echo("  by source (payments / with truth / auto-applied / correct / precision / recall):")
+
+    def pct(x: object) -> str:
+        return "n/a" if x is None else f"{x:.2%}"
+
+    def num(x: object) -> str:
+        return "n/a" if x is None else str(x)
+
+    for name, s in [*result["by_source"].items(), ("overall", result["overall"])]:
+        click.echo(f"    {name:<21} {s['lines']:>6} {num(s['payable']):>6} {s['auto_applied']:>6} "
+                   f"{num(s['correct_auto_applied']):>6} {pct(s['precision']):>8} {pct(s['recall']):>8}")
+    click.echo("    (quickbooks_unapplied: the generator does not say which invoice these pay, so no truth; "
+               "overall pools the sources with truth)")
     if json_path:
         json_path.write_text(json.dumps({"as_of_date": str(as_of), **result}, indent=2, default=str))
         click.echo(f"Wrote {json_path}")

@@ -11,6 +11,7 @@ import pytest
 
 from ar_pipeline.lib.cash_application import (
     PAYMENT_COLUMNS,
+    PAYOUT_COLUMNS,
     AnalyticsConfigError,
     BankStatementLayout,
     CashApplicationConfig,
@@ -189,6 +190,88 @@ def test_bank_layout_maps_columns_skips_debits_and_later_dates(tmp_path: Path) -
         read_bank_statements(tmp_path, layout)
 
 
+# ----------------------------------------------------------------------------- Stripe payouts
+PAYOUTS = pl.DataFrame([
+    {"payout_id": "po_A", "currency": "USD", "amount": 1200.00, "arrival_date": date(2026, 6, 29), "charge_count": 3,
+     "charge_gross_amount": 1300.00, "fee_amount": 40.00, "refund_amount": 60.00, "dispute_amount": 0.0,
+     "is_reconciled": True},
+    {"payout_id": "po_B", "currency": "USD", "amount": 777.00, "arrival_date": date(2026, 6, 22), "charge_count": 1,
+     "charge_gross_amount": 800.00, "fee_amount": 23.00, "refund_amount": 0.0, "dispute_amount": 0.0,
+     "is_reconciled": True},
+], schema=PAYOUT_COLUMNS)
+
+
+def bank_lines(*rows: tuple) -> pl.DataFrame:
+    """rows: (key, date, amount, reference, payer)"""
+    return pl.DataFrame([{
+        "payment_key": f"bank:{k}", "payment_source": "bank_statement", "payment_date": d, "amount": a,
+        "currency": "USD", "reference": ref, "payer_name": payer, "customer_id": None,
+    } for k, d, a, ref, payer in rows], schema=PAYMENT_COLUMNS)
+
+
+def test_stripe_payout_line_matches_the_payout_and_says_what_it_covers() -> None:
+    # 1200.00 is also the open amount of invoice 1001 of Acme: a payout is never applied to invoices
+    out = match_payments(bank_lines(("L1", date(2026, 6, 30), 1200.00, "STRIPE TRANSFER ST-XYZ", "Stripe")),
+                         BOOK, CFG, PAYOUTS)
+    row = out.row(0, named=True)
+    assert out.height == 1 and row["payout_id"] == "po_A" and row["auto_apply"] and row["invoice_key"] is None
+    assert row["match_pattern"] == "stripe_payout"
+    assert row["explanation"].startswith("Stripe payout po_A covering 3 charges (fees 40.00 USD)")
+    assert "1,300.00 - fees 40.00 - refunds 60.00 - disputes 0.00 = 1,200.00 USD" in row["explanation"]
+
+
+def test_stripe_payout_near_misses_are_not_auto_applied() -> None:
+    out = match_payments(bank_lines(
+        ("wrong_amount", date(2026, 6, 30), 1200.01, "STRIPE TRANSFER", "STRIPE"),
+        ("too_late", date(2026, 6, 28), 777.00, "STRIPE PAYOUT", None),  # po_B arrived 6 days earlier
+    ), BOOK, CFG, PAYOUTS)
+    by = {r["payment_key"]: r for r in out.iter_rows(named=True)}
+    assert all(not r["auto_apply"] and r["invoice_key"] is None and r["payout_id"] is None for r in by.values())
+    assert {r["match_pattern"] for r in by.values()} == {"stripe_payout_unmatched"}
+    # the same credit without the Stripe marker is an ordinary payment and goes to invoice matching
+    plain = match_payments(bank_lines(("L", date(2026, 6, 30), 1200.00, "INV 1001", "Acme Widgets")),
+                           BOOK, CFG, PAYOUTS)
+    assert applied(plain) == (True, ["q:1"]) and plain["payout_id"].is_null().all()
+
+
+def test_two_lines_for_one_payout_are_both_reviewed() -> None:
+    out = match_payments(bank_lines(
+        ("a", date(2026, 6, 29), 1200.00, "STRIPE", "STRIPE"), ("b", date(2026, 6, 30), 1200.00, "STRIPE", "STRIPE"),
+    ), BOOK, CFG, PAYOUTS)
+    assert not out["auto_apply"].any() and set(out["match_pattern"]) == {"stripe_payout_conflict"}
+
+
+def test_evaluate_scores_payout_lines_and_stripe_unapplied_charges() -> None:
+    pays = pl.concat([
+        bank_lines(("L1", date(2026, 6, 30), 1200.00, "STRIPE TRANSFER", "STRIPE"),
+                   ("L2", date(2026, 6, 30), 350.50, "INV 1002", "Acme Widgets")),
+        pl.DataFrame([{"payment_key": "unapplied:stripe:ch_1:unapplied", "payment_source": "unapplied_payment",
+                       "payment_date": date(2026, 6, 30), "amount": 640.0, "currency": "USD", "reference": None,
+                       "payer_name": "Copper Consulting AG", "customer_id": "c3"},
+                      {"payment_key": "unapplied:quickbooks:9:unapplied", "payment_source": "unapplied_payment",
+                       "payment_date": date(2026, 6, 30), "amount": 99.5, "currency": "USD", "reference": None,
+                       "payer_name": "Acme Widgets Inc", "customer_id": "c1"}], schema=PAYMENT_COLUMNS),
+    ])
+    out = match_payments(pays, BOOK, CFG, PAYOUTS)
+    book = BOOK.with_columns(pl.col("invoice_key").str.split(":").list.first().alias("source"),
+                             pl.col("invoice_key").str.split(":").list.last().alias("source_invoice_id"))
+    truth = pl.DataFrame([
+        {"bank_reference": "L1", "pattern": "stripe_payout", "source": None, "source_invoice_id": None,
+         "invoice_number": None, "payout_id": "po_A"},
+        {"bank_reference": "L2", "pattern": "clean", "source": "q", "source_invoice_id": "2",
+         "invoice_number": "1002", "payout_id": None},
+    ])
+    stripe_truth = pl.DataFrame([{"charge_id": "ch_1", "pattern": "exact", "source": "s", "source_invoice_id": "1",
+                                  "invoice_number": "AB12CD34-0007"}])
+    res = evaluate(out, truth, book, stripe_truth)
+    # the Stripe charge went to invoice -0008 (640.00), the truth says -0007: a wrong auto-match counts against it
+    assert (res["precision"], res["recall"]) == (1.0, 1.0)
+    s = res["by_source"]["stripe_unapplied"]
+    assert (s["auto_applied"], s["correct_auto_applied"], s["precision"]) == (1, 0, 0.0)
+    assert res["by_source"]["quickbooks_unapplied"]["lines"] == 1
+    assert res["overall"]["auto_applied"] == 3 and res["overall"]["correct_auto_applied"] == 2
+
+
 # ----------------------------------------------------------------------------- generated truth
 @pytest.mark.parametrize("seed", [42, 7])
 def test_generated_bank_lines_precision_and_recall(tmp_path: Path, seed: int) -> None:
@@ -217,11 +300,17 @@ def test_generated_bank_lines_precision_and_recall(tmp_path: Path, seed: int) ->
     bank = read_bank_statements(tmp_path, layout, date(2026, 6, 30))
     truth = pl.read_parquet(gt / "bank_matches.parquet")
     assert bank.height == truth["bank_reference"].n_unique() > 100
-    result = evaluate(match_payments(bank, book, CFG), truth, book)
+    payouts = pl.read_parquet(gt / "stripe_payouts.parquet").select(
+        "payout_id", "currency", (pl.col("amount_minor") / 100).alias("amount"), "arrival_date",
+        pl.col("charge_count").cast(pl.Int64), *[(pl.col(f"{c}_minor") / 100).alias(f"{c}_amount") for c in
+                                                 ("charge_gross", "fee", "refund", "dispute")],
+        (pl.col("net_minor") == pl.col("amount_minor")).alias("is_reconciled"))
+    result = evaluate(match_payments(bank, book, CFG, payouts), truth, book)
     assert result["precision"] >= 0.99, result["wrong"]
     assert result["recall"] >= 0.90, result["by_pattern"]
     by = {r["pattern"]: r for r in result["by_pattern"]}
     assert by["noise"]["auto_applied"] == 0
+    assert by["stripe_payout"]["lines"] > 0 and by["stripe_payout"]["correct"] == by["stripe_payout"]["lines"]
 
 
 def _truth_customer_names(cfg, sim, landing: Path) -> pl.DataFrame:

@@ -44,9 +44,10 @@ STRIPE_YAML = Path(__file__).resolve().parents[1] / "ingest_configs" / "stripe.y
 KEY = "sk_test_51SECRETkeyNEVERtoBEseen0123456789"
 T0 = datetime(2025, 6, 1, 12, 0, 0, tzinfo=UTC)
 FOLDER_OF = {"customer": "customers", "invoice": "invoices", "invoice_payment": "invoice_payments",
-             "charge": "charges", "refund": "refunds", "dispute": "disputes", "credit_note": "credit_notes"}
+             "charge": "charges", "refund": "refunds", "dispute": "disputes", "credit_note": "credit_notes",
+             "balance_transaction": "balance_transactions", "payout": "payouts"}
 PREFIX = {"customer": "cus", "invoice": "in", "invoice_payment": "inpay", "charge": "ch", "refund": "re",
-          "dispute": "dp", "credit_note": "cn"}
+          "dispute": "dp", "credit_note": "cn", "balance_transaction": "txn", "payout": "po"}
 
 
 def resources(version: str = "latest") -> dict[str, dict]:
@@ -272,7 +273,7 @@ def test_settings_from_env_and_validation():
         with pytest.raises(ValidationError):
             StripeSettings(api_key=SecretStr(KEY), page_size=page_size)
     with pytest.raises(ValidationError):
-        StripeSettings(api_key=SecretStr(KEY), objects=("invoices", "payouts"))
+        StripeSettings(api_key=SecretStr(KEY), objects=("invoices", "transfers"))
     with pytest.raises(ValidationError):  # frozen
         s.page_size = 5  # type: ignore[misc]
     assert KEY not in repr(s) and KEY not in str(s)
@@ -310,6 +311,26 @@ def test_default_page_size_is_100(fake, tmp_path):
     fake.add(*invoices(3))
     run(fake, tmp_path, objects=("invoices",))
     assert fake.calls("/v1/invoices") == [{"limit": ["100"]}]
+
+
+def test_balance_transactions_and_payouts_are_paged_and_payout_updates_refetched(fake, tmp_path):
+    base = ts(T0) - 10_000
+    fake.add(*[make("balance_transaction", i, base + i, source=f"ch_{i:04d}") for i in range(1, 6)],
+             *[make("payout", i, base + 100 + i, status="in_transit") for i in range(1, 4)])
+    result = run(fake, tmp_path, page_size=2, objects=("balance_transactions", "payouts"))
+    assert result.records == {"balance_transactions": 5, "payouts": 3}
+    assert len(landed(tmp_path, "balance_transactions")) == 3 and len(landed(tmp_path, "payouts")) == 2
+    assert [a.get("starting_after") for a in fake.calls("/v1/balance_transactions")] == [None, ["txn_0004"],
+                                                                                         ["txn_0002"]]
+    assert sorted(r["id"] for r in records(tmp_path, "balance_transactions")) == [f"txn_{i:04d}" for i in range(1, 6)]
+    # a payout that arrives changes status: the payout.paid event re-fetches it (balance transactions never change)
+    paid = dict(fake.store["payouts"][0], status="paid")
+    fake.add(paid)
+    fake.events.append(event(1, "payout.paid", paid, ts(T0) + 5))
+    again = run(fake, tmp_path, now=T0 + timedelta(hours=1), page_size=2, objects=("balance_transactions", "payouts"))
+    assert again.refetched == {"payouts": 1}
+    assert records(tmp_path, "payouts")[-1] == paid
+    assert "payout.paid" in sum((a["types[]"] for a in fake.calls("/v1/events")), [])
 
 
 def test_customers_are_listed_with_their_tax_ids_expanded(fake, tmp_path):
@@ -573,6 +594,7 @@ def test_landed_files_load_with_zero_quarantined(fake, tmp_path):
         make("invoice_payment", 1, base + 20, invoice="in_0001", currency="usd"),  # sample says "currency"
         make("charge", 1, base + 30), make("refund", 1, base + 40, charge="ch_0001"),
         make("dispute", 1, base + 50, charge="ch_0001"), make("credit_note", 1, base + 60, invoice="in_0001"),
+        make("balance_transaction", 1, base + 70, source="ch_0001"), make("payout", 1, base + 80),
     )
     run(fake, tmp_path, page_size=2)
     fake.events.append(event(1, "invoice.deleted", resources()["deleted_invoice"], ts(T0) + 1))
@@ -584,7 +606,8 @@ def test_landed_files_load_with_zero_quarantined(fake, tmp_path):
     source = load_source_spec(STRIPE_YAML)
     conn = duckdb.connect(str(tmp_path / "ar.duckdb"))
     expected = {"raw_customers": 2, "raw_invoices": 3, "raw_invoice_payments": 1, "raw_charges": 1,
-                "raw_refunds": 1, "raw_disputes": 1, "raw_credit_notes": 1, "raw_deleted_objects": 1}
+                "raw_refunds": 1, "raw_disputes": 1, "raw_credit_notes": 1, "raw_deleted_objects": 1,
+                "raw_balance_transactions": 1, "raw_payouts": 1}
     for entity in source.entities:
         res = load_entity(conn, source, entity, tmp_path / "landing")
         assert res.rows_quarantined == 0, (entity.table, res.quarantine_samples)

@@ -192,3 +192,39 @@ def test_open_invoices_of_customers_with_recent_disputes_are_flagged() -> None:
     out = risk_invoices(invoices, frame(rows), AS_OF, c)
     assert out["invoice_key"].to_list() == ["a", "b"]  # C2's only dispute is outside the lookback
     assert "duplicate" in out["message"][0] and out["customer_dispute_count"].to_list() == [1, 1]
+
+
+def test_stripe_closed_date_prefers_stripe_records_then_load_history(tmp_path: Path) -> None:
+    """marts.fct_disputes.closed_date (from the reinstatement balance transaction) wins over load
+    history; a lost dispute, which Stripe leaves undated, takes the first load that saw it closed
+    after one that saw it open; one first loaded already lost stays undated."""
+    import duckdb
+
+    from ar_pipeline.lib.disputes.warehouse import load_disputes
+
+    conn = duckdb.connect(str(tmp_path / "w.duckdb"))
+    conn.sql("create schema marts; create schema raw_stripe")
+    conn.sql("""
+        create table marts.fct_disputes as select * from (values
+            ('dp_won', 'stripe', 'stripe:in_1', 'stripe:cus_1', 'fraudulent', 'won', false, 'won', 'USD', 10.0, 10.0,
+             date '2026-05-01', date '2026-05-22', date '2026-06-12'),
+            ('dp_lost', 'stripe', 'stripe:in_2', 'stripe:cus_1', 'general', 'lost', false, 'lost', 'USD', 10.0, 10.0,
+             date '2026-05-01', date '2026-05-22', null),
+            ('dp_backfill', 'stripe', 'stripe:in_3', 'stripe:cus_1', 'general', 'lost', false, 'lost', 'USD', 10.0,
+             10.0, date '2026-05-01', date '2026-05-22', null)
+        ) t(dispute_id, source, invoice_key, customer_id, reason, status, is_open, outcome, currency, amount,
+            home_amount, opened_date, evidence_due_date, closed_date)""")
+    conn.sql("""
+        create table raw_stripe.raw_disputes as select * from (values
+            ('dp_won', 'under_review', timestamptz '2026-05-02 06:00:00+00'),
+            ('dp_won', 'won', timestamptz '2026-06-20 06:00:00+00'),
+            ('dp_lost', 'under_review', timestamptz '2026-05-02 06:00:00+00'),
+            ('dp_lost', 'lost', timestamptz '2026-06-15 06:00:00+00'),
+            ('dp_backfill', 'lost', timestamptz '2026-06-15 06:00:00+00')
+        ) t(id, status, _loaded_at)""")
+    base = cfg()
+    stripe_only = base.model_copy(
+        update={"quickbooks": base.quickbooks.model_copy(update={"credit_memo_notes": False, "invoice_notes": False})}
+    )
+    got = load_disputes(conn, AS_OF, stripe_only).select("dispute_id", "closed_date").sort("dispute_id").rows()
+    assert got == [("dp_backfill", None), ("dp_lost", date(2026, 6, 15)), ("dp_won", date(2026, 6, 12))]

@@ -21,7 +21,7 @@ RAW_TABLES = [
     "raw_quickbooks.raw_invoices", "raw_quickbooks.raw_payments", "raw_quickbooks.raw_credit_memos",
     "raw_quickbooks.raw_customers", "raw_stripe.raw_invoices", "raw_stripe.raw_invoice_payments",
     "raw_stripe.raw_credit_notes", "raw_stripe.raw_customers", "raw_stripe.raw_charges",
-    "raw_exports.raw_fx_rates",
+    "raw_exports.raw_fx_rates", "raw_stripe.raw_balance_transactions", "raw_stripe.raw_payouts",
 ]
 
 
@@ -145,6 +145,38 @@ def test_cash_application_on_generated_bank_lines(pipeline) -> None:
     assert result["recall"] >= 0.90, result["by_pattern"]
     # QuickBooks unapplied money is matched too (customer known)
     assert (out["payment_source"] == "unapplied_payment").any()
+    # bank credits from Stripe are matched to their payout, never to invoices
+    payout_lines = truth.filter(pl.col("pattern") == "stripe_payout")
+    assert payout_lines.height > 0
+    by = {r["pattern"]: r for r in result["by_pattern"]}
+    assert by["stripe_payout"]["correct"] == payout_lines.height
+    assert out.filter(pl.col("payout_id").is_not_null())["invoice_key"].null_count() == payout_lines.height
+    # Stripe charges outside the invoice flow are unapplied money matched to the invoice they pay
+    stripe_truth = pl.read_parquet(pipeline["landing"] / "_ground_truth" / "stripe_unapplied_charges.parquet")
+    s = evaluate(out, truth, invoices, stripe_truth)["by_source"]["stripe_unapplied"]
+    assert s["lines"] == stripe_truth.height and s["precision"] >= 0.99 and s["recall"] >= 0.9, s
+
+
+def test_stripe_payouts_reconcile_to_the_cent_and_equal_truth(pipeline) -> None:
+    """fct_stripe_payouts: sum of charges - fees - refunds - disputes = payout amount, to the cent, and
+    each payout's parts equal the generator's."""
+    truth = pl.read_parquet(pipeline["landing"] / "_ground_truth" / "stripe_payouts.parquet")
+    with duckdb.connect(str(pipeline["db"]), read_only=True) as conn:
+        got = conn.sql(
+            """SELECT payout_id, currency, CAST(round(amount * 100) AS BIGINT) AS amount_minor, arrival_date,
+                      charge_count, CAST(round(charge_gross_amount * 100) AS BIGINT) AS charge_gross_minor,
+                      CAST(round(fee_amount * 100) AS BIGINT) AS fee_minor,
+                      CAST(round(refund_amount * 100) AS BIGINT) AS refund_minor,
+                      CAST(round(dispute_amount * 100) AS BIGINT) AS dispute_minor, is_reconciled
+               FROM marts.fct_stripe_payouts ORDER BY payout_id"""
+        ).pl()
+    assert got.height == truth.height > 20 and got["is_reconciled"].all()
+    assert ((got["charge_gross_minor"] - got["fee_minor"] - got["refund_minor"] - got["dispute_minor"])
+            == got["amount_minor"]).all()
+    cols = ["payout_id", "currency", "amount_minor", "arrival_date", "charge_count", "charge_gross_minor",
+            "fee_minor", "refund_minor", "dispute_minor"]
+    want = truth.select(cols).sort("payout_id").with_columns(pl.col("charge_count").cast(pl.Int64))
+    assert got.select(cols).with_columns(pl.col("charge_count").cast(pl.Int64)).equals(want)
 
 def test_marts_shape_for_finance(pipeline) -> None:
     with duckdb.connect(str(pipeline["db"]), read_only=True) as conn:
@@ -216,6 +248,20 @@ def test_dispute_queue_covers_every_dispute(pipeline) -> None:
     assert n > 0 and queue.height == n and queue["owner"].null_count() == 0
     assert queue.filter(pl.col("is_open"))["days_left"].null_count() == 0
     assert set(risky["customer_id"]) <= set(queue["customer_id"])
+
+    # won disputes are dated by Stripe's reinstatement balance transaction, and feed the typical
+    # resolution time (the demo history is loaded in one go, so load history dates nothing)
+    closes = pl.read_parquet(pipeline["landing"] / "_ground_truth" / "stripe_dispute_closes.parquet").select(
+        pl.col("dp_id").alias("dispute_id"), (pl.col("close_ts") // 86400).cast(pl.Int32).cast(pl.Date).alias("want"))
+    with duckdb.connect(str(pipeline["db"]), read_only=True) as conn:
+        won = conn.sql(
+            "SELECT dispute_id, closed_date, closed_date_source FROM marts.fct_disputes WHERE status = 'won'"
+        ).pl()
+    assert won.height > 0 and (won["closed_date_source"] == "reinstatement_balance_transaction").all()
+    assert won.join(closes, on="dispute_id").select((pl.col("closed_date") == pl.col("want")).all()).item()
+    q_won = queue.filter(pl.col("outcome") == "won").join(won, on="dispute_id", suffix="_mart")
+    assert q_won.height == won.height and (q_won["closed_date"] == q_won["closed_date_mart"]).all()
+    assert q_won["reason_median_resolution_days"].drop_nulls().len() > 0
 
 
 def test_unapplied_cash_matches_the_source_documents(pipeline) -> None:

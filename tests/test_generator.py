@@ -660,3 +660,70 @@ def test_rates_file_is_a_bank_download_of_the_documents_rates(medium):
         if r["CurrencyRef"]["value"] != "USD":
             rate_day, rate = _rate_on_or_before(rates, r["CurrencyRef"]["value"], date.fromisoformat(r["TxnDate"]))
             assert Decimal(rate) == Decimal(str(r["ExchangeRate"]))
+
+
+# ----------------------------------------------------------------------------- Stripe money movement
+def test_stripe_payouts_reconcile_from_the_pages(medium):
+    """From the landed pages alone: every charge and refund has its balance transaction (net = amount
+    - fee), each automatic payout pays exactly the transactions of its currency that became available
+    since the previous payout, and charges - fees - refunds - disputes = payout amount to the cent."""
+    root, _summary, cfg = medium
+    bts = {t["id"]: t for t in stripe(root, "balance_transactions")}
+    payouts = stripe(root, "payouts")
+    charges, refunds = stripe(root, "charges"), stripe(root, "refunds")
+    assert payouts and len(bts) >= len(charges) + len(refunds) + len(payouts)
+    for t in bts.values():
+        assert t["net"] == t["amount"] - t["fee"] and (t["type"] == "payout" or t["available_on"] % 86400 == 0)
+    for c in charges:
+        t = bts[c["balance_transaction"]]
+        assert (t["type"], t["source"], t["amount"]) == ("charge", c["id"], c["amount"]) and t["fee"] > 0
+    for r in refunds:
+        t = bts[r["balance_transaction"]]
+        assert (t["type"], t["source"], t["amount"]) == ("refund", r["id"], -r["amount"])
+    by_cur: dict[str, list[dict]] = {}
+    for p in payouts:
+        assert bts[p["balance_transaction"]]["amount"] == -p["amount"] and p["arrival_date"] > p["created"]
+        by_cur.setdefault(p["currency"], []).append(p)
+    movements = [t for t in bts.values() if t["type"] != "payout"]
+    covered = 0
+    for cur, ps in by_cur.items():
+        prev = -1
+        for p in sorted(ps, key=lambda p: p["created"]):
+            paid = [t for t in movements if t["currency"] == cur and prev < t["available_on"] <= p["created"]]
+            gross = sum(t["amount"] for t in paid if t["type"] == "charge")
+            fees = sum(t["fee"] for t in paid)
+            refunded = -sum(t["amount"] for t in paid if t["type"] == "refund")
+            disputed = -sum(t["amount"] for t in paid if t["type"] == "adjustment")
+            assert gross - fees - refunded - disputed == p["amount"] > 0, p["id"]
+            covered += len(paid)
+            prev = p["created"]
+    assert covered > 0.9 * len(movements)  # the rest became available after the last payout
+    truth = pl.read_parquet(root / "_ground_truth" / "stripe_payouts.parquet")
+    assert sorted(truth["payout_id"].to_list()) == sorted(p["id"] for p in payouts)
+
+
+def test_stripe_dispute_balance_transactions_follow_the_outcome(medium):
+    root, _summary, _cfg = medium
+    disputes = stripe(root, "disputes")
+    assert disputes
+    for d in disputes:
+        kinds = [t["reporting_category"] for t in d["balance_transactions"]]
+        assert kinds == (["dispute", "dispute_reversal"] if d["status"] == "won" else ["dispute"]), d["id"]
+        assert d["balance_transactions"][0]["amount"] == -d["amount"]
+        if d["status"] == "won":
+            back = d["balance_transactions"][1]
+            assert back["amount"] == d["amount"] and back["created"] > d["created"]
+
+
+def test_stripe_charges_outside_the_invoice_flow(medium):
+    root, _summary, _cfg = medium
+    linked = {p["payment"]["charge"] for p in stripe(root, "invoice_payments")}
+    loose = {c["id"]: c for c in stripe(root, "charges") if c["id"] not in linked}
+    truth = pl.read_parquet(root / "_ground_truth" / "stripe_unapplied_charges.parquet")
+    assert loose and set(loose) == set(truth["charge_id"])
+    invoices = {i["id"]: i for i in stripe(root, "invoices")}
+    for row in truth.filter(pl.col("pattern") == "exact").iter_rows(named=True):
+        inv = invoices[row["source_invoice_id"]]
+        c = loose[row["charge_id"]]
+        # the invoice stays open in Stripe, for the charge's amount and customer
+        assert inv["status"] == "open" and inv["amount_remaining"] == c["amount"] and inv["customer"] == c["customer"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -193,3 +194,88 @@ def test_issues_seen_in_the_previous_run_are_not_new() -> None:
         "missing_billing_email": True,
     }
     assert mark_new(out, set())["is_new"].all()
+
+
+# ----------------------------------------------------------------------------- PO and tax in every source
+QB_PO = '[{{"DefinitionId": "1", "Name": "PO Number", "Type": "StringType", "StringValue": "4500-{}"}}]'
+QB_NO_PO = '[{"DefinitionId": "1", "Name": "PO Number", "Type": "StringType"}]'
+# crafted payload fields per source: (PO present, PO absent, PO present under another configured name)
+SOURCE_FIELDS = {
+    "quickbooks": (
+        lambda i: {"qb_custom_fields": QB_PO.format(i)},
+        {"qb_custom_fields": QB_NO_PO},
+        {"qb_custom_fields": '[{"Name": "P.O. Number", "Type": "StringType", "StringValue": "77"}]'},
+    ),
+    "stripe": (
+        lambda i: {"st_custom_fields": f'[{{"name": "PO", "value": "4500-{i}"}}]', "st_metadata": "{}"},
+        {"st_custom_fields": None, "st_metadata": '{"region": "emea"}'},
+        {"st_custom_fields": "[]", "st_metadata": '{"po_number": "4500-9"}'},
+    ),
+    "generic_invoices": (
+        lambda i: {"ex_po_number": f"PO-{i}"},
+        {"ex_po_number": "  "},
+        {"ex_po_number": "PO-9"},
+    ),
+}
+
+
+def raw_row(source: str, key: str, d: date, fields: dict) -> dict:
+    from ar_pipeline.lib.invoice_checks.fields import RAW_FIELD_COLUMNS
+
+    base = {c: None for c in RAW_FIELD_COLUMNS} | {"source": "exports" if source == "generic_invoices" else source,
+                                                    "is_export": source == "generic_invoices"}
+    return base | {"invoice_key": key, "invoice_number": key.upper(), "customer_id": "C1", "invoice_date": d,
+                   "due_date": d + timedelta(days=30), "currency": "USD"} | fields
+
+
+def run_source(source: str, cand_fields: dict) -> set[str]:
+    """Six past invoices with a PO and 5% tax, then a candidate with the crafted fields, all read
+    through fields.with_po_and_tax as the warehouse does."""
+    from ar_pipeline.lib.invoice_checks.fields import with_po_and_tax
+
+    with_po = SOURCE_FIELDS[source][0]
+    hist = [raw_row(source, f"h{i}", D0 + timedelta(days=30 * i), with_po(i) | export_tax(source, 1050.0, 50.0))
+            for i in range(6)]
+    cand = raw_row(source, "new", date(2026, 9, 1), cand_fields)
+    h = with_po_and_tax(pl.DataFrame(hist), cfg())
+    c = with_po_and_tax(pl.DataFrame([cand]), cfg()).with_columns(
+        stage=pl.lit("pending"), billing_email=pl.lit("ap@c.com"), email_checked=pl.lit(True),
+        due_date_required=pl.lit(True))
+    return rules(find_issues(c.select(list(CANDIDATE_COLUMNS)).cast(CANDIDATE_COLUMNS),
+                             h.select(list(HISTORY_COLUMNS)).cast(HISTORY_COLUMNS), cfg()))
+
+
+def export_tax(source: str, total: float, tax: float) -> dict:
+    """Tax as each source carries it; exports keep the tax column (locale text) in `extra`."""
+    if source == "quickbooks":
+        return {"total_amount": total, "qb_total_tax": tax}
+    if source == "stripe":
+        return {"total_amount": total, "st_total_excluding_tax": total - tax}
+    text = f"{tax:.2f}".replace(".", ",")
+    return {"total_amount": total, "ex_extra": json.dumps({"Tax": text})}
+
+
+@pytest.mark.parametrize("source", ["quickbooks", "stripe", "generic_invoices"])
+def test_po_and_tax_rules_fire_in_every_source_that_carries_them(source: str) -> None:
+    _with, without, other_name = SOURCE_FIELDS[source]
+    ok_tax = export_tax(source, 1050.0, 50.0)
+    assert run_source(source, _with(9) | ok_tax) == set()
+    # PO: missing fires; given under another configured name (or field) does not
+    assert "missing_po" in run_source(source, without | ok_tax)
+    assert "missing_po" not in run_source(source, other_name | ok_tax)
+    # tax: 8% against a usual 5% fires; 5.5% is within the tolerance
+    assert "unusual_tax_rate" in run_source(source, _with(9) | export_tax(source, 1080.0, 80.0))
+    assert "unusual_tax_rate" not in run_source(source, _with(9) | export_tax(source, 1055.0, 55.0))
+
+
+def test_po_is_not_judged_where_the_config_names_no_field() -> None:
+    from ar_pipeline.lib.invoice_checks.fields import parse_amount_text, po_number
+
+    c = cfg()
+    c.rules.missing_po.stripe_custom_fields = []
+    c.rules.missing_po.stripe_metadata_keys = []
+    row = raw_row("stripe", "x", D0, {"st_custom_fields": '[{"name": "PO", "value": "1"}]'})
+    assert po_number(row, c) == (None, False)
+    assert po_number(row, cfg()) == ("1", True)
+    assert [parse_amount_text(x) for x in ("1.234,50", "1,234.50", "15,00", "$ 12.5", "n/a")] == [
+        1234.5, 1234.5, 15.0, 12.5, None]

@@ -21,7 +21,8 @@ from ar_pipeline.lib.ingest_config import load_source_spec
 from tests.conftest import INGEST_CONFIGS, qbo_records, stripe_objects, write_qbo_page
 
 API_KEY = "sk_test_do_not_leak_4242"
-LIST_PATHS = ["customers", "invoices", "invoice_payments", "charges", "refunds", "disputes", "credit_notes"]
+LIST_PATHS = ["customers", "invoices", "invoice_payments", "charges", "refunds", "disputes", "credit_notes",
+              "balance_transactions", "payouts"]
 
 
 def stripe_lists() -> dict[str, list[dict]]:

@@ -1,8 +1,10 @@
 """The rest of the AR cycle, as Python tables in schema `analytics` built from the marts:
 
 - `analytics.cash_application_suggestions`: unapplied money (QuickBooks unapplied payments and
-  credit memos from `marts.fct_unapplied_cash`, bank-statement CSV lines) matched to open invoices,
-  with a confidence, an explanation and an auto-apply flag (`ar_pipeline.lib.cash_application`).
+  credit memos and Stripe charges tied to no invoice, from `marts.fct_unapplied_cash`; bank-statement
+  CSV lines) matched to open invoices, with a confidence, an explanation and an auto-apply flag; bank
+  lines that are Stripe payouts are matched to `marts.fct_stripe_payouts` instead
+  (`ar_pipeline.lib.cash_application`).
 - `analytics.invoice_issues`: pre-send checks on draft/unsent and recently sent invoices
   (`ar_pipeline.lib.invoice_checks`), with a WARN check summarising new issues.
 - `analytics.dispute_queue`: disputes with routing, deadlines and a suggested next action, with
@@ -68,11 +70,13 @@ def write_table(conn, name: str, df: pl.DataFrame) -> None:
         dg.AssetKey(["marts", "fct_invoices"]),
         dg.AssetKey(["marts", "fct_unapplied_cash"]),
         dg.AssetKey(["marts", "dim_customers"]),
+        dg.AssetKey(["marts", "fct_stripe_payouts"]),
     ],
     group_name="analytics",
     pool="duckdb",
-    description="Unapplied money (QuickBooks unapplied payments/credit memos, bank-statement lines) matched to "
-    "open invoices: one row per (payment, suggested invoice) with confidence, explanation and auto_apply.",
+    description="Unapplied money (QuickBooks unapplied payments/credit memos, Stripe charges tied to no invoice, "
+    "bank-statement lines) matched to open invoices: one row per (payment, suggested invoice) with confidence, "
+    "explanation and auto_apply; bank lines that are Stripe payouts are matched to the payout (payout_id).",
 )
 def cash_application_suggestions(
     context: dg.AssetExecutionContext, duckdb: DuckDBResource, landing: LandingResource

@@ -1,5 +1,6 @@
-"""Cash application: match unapplied money to open invoices (see `matching`), read bank statements
-through a YAML layout, and score auto-applied matches against the generator's truth."""
+"""Cash application: match unapplied money to open invoices (see `matching`), bank lines that are
+Stripe payouts to the payouts (see `payouts`), read bank statements through a YAML layout, and score
+auto-applied matches against the generator's truth."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from pathlib import Path
 
 import polars as pl
 
+from ar_pipeline.lib.warehouse import table_exists
+
 from .config import (
     AnalyticsConfigError,
     BankStatementLayout,
@@ -15,9 +18,11 @@ from .config import (
     load_yaml_model,
 )
 from .matching import PAYMENT_COLUMNS, SUGGESTION_SCHEMA, Matcher, match_payments, normalise_name
+from .payouts import PAYOUT_COLUMNS
 
 __all__ = [
     "PAYMENT_COLUMNS",
+    "PAYOUT_COLUMNS",
     "SUGGESTION_SCHEMA",
     "AnalyticsConfigError",
     "BankStatementLayout",
@@ -45,6 +50,13 @@ SELECT 'unapplied:' || credit_key AS payment_key, credit_type AS payment_source,
        CAST(unapplied_amount AS DOUBLE) AS amount, currency, CAST(NULL AS VARCHAR) AS reference,
        customer_name AS payer_name, customer_id
 FROM marts.fct_unapplied_cash ORDER BY credit_key
+"""
+
+PAYOUTS_SQL = """
+SELECT payout_id, currency, CAST(amount AS DOUBLE) AS amount, arrival_date, charge_count,
+       CAST(charge_gross_amount AS DOUBLE) AS charge_gross_amount, CAST(fee_amount AS DOUBLE) AS fee_amount,
+       CAST(refund_amount AS DOUBLE) AS refund_amount, CAST(dispute_amount AS DOUBLE) AS dispute_amount, is_reconciled
+FROM marts.fct_stripe_payouts WHERE status NOT IN ('canceled', 'failed') ORDER BY payout_id
 """
 
 
@@ -112,56 +124,120 @@ def suggestions_from_warehouse(conn, landing_dir: Path, config_dir: Path, as_of:
     invoices = conn.sql(OPEN_INVOICES_SQL).pl()
     unapplied = conn.sql(UNAPPLIED_SQL).pl().cast(PAYMENT_COLUMNS)
     bank = read_bank_statements(landing_dir, layout, as_of)
-    out = match_payments(pl.concat([unapplied, bank]), invoices, cfg)
+    payouts = (
+        conn.sql(PAYOUTS_SQL).pl()
+        if table_exists(conn, "marts", "fct_stripe_payouts")
+        else pl.DataFrame(schema=PAYOUT_COLUMNS)
+    )
+    out = match_payments(pl.concat([unapplied, bank]), invoices, cfg, payouts)
     return out.with_columns(pl.lit(as_of, dtype=pl.Date).alias("as_of_date"))
 
 
-def evaluate(suggestions: pl.DataFrame, truth: pl.DataFrame, invoices: pl.DataFrame) -> dict[str, object]:
-    """Precision and recall of the auto-applied matches of bank lines against the generator's truth.
+def _keys(col: str) -> pl.Expr:
+    return pl.col(col).drop_nulls().sort().str.join(",")
 
-    `truth`: _ground_truth/bank_matches.parquet; `invoices`: invoice_key, source, source_invoice_id
-    (to name truth invoices by key). A bank line counts as correctly auto-matched when it is
-    auto-applied to exactly the invoices it pays. Precision = correct / auto-applied lines;
-    recall = correct / lines that pay some invoice. Also per generated pattern."""
+
+def _score(j: pl.DataFrame) -> dict[str, object]:
+    """j: one row per payment with want (truth key, '' = pays nothing), got, auto."""
+    j = j.with_columns(pl.col("auto").fill_null(False), (pl.col("want") != "").alias("payable")).with_columns(
+        (pl.col("auto") & (pl.col("got") == pl.col("want")) & pl.col("payable")).alias("correct")
+    )
+    auto, correct, payable = int(j["auto"].sum()), int(j["correct"].sum()), int(j["payable"].sum())
+    return {
+        "lines": j.height,
+        "payable": payable,
+        "auto_applied": auto,
+        "correct_auto_applied": correct,
+        "precision": correct / auto if auto else 1.0,
+        "recall": correct / payable if payable else 1.0,
+        "_frame": j,
+    }
+
+
+def evaluate(
+    suggestions: pl.DataFrame,
+    truth: pl.DataFrame,
+    invoices: pl.DataFrame,
+    stripe_truth: pl.DataFrame | None = None,
+) -> dict[str, object]:
+    """Precision and recall of auto-applied matches against the generator's truth.
+
+    `truth`: _ground_truth/bank_matches.parquet (a line pays invoices, or is a Stripe payout naming
+    `payout_id`, or pays nothing); `stripe_truth`: _ground_truth/stripe_unapplied_charges.parquet;
+    `invoices`: invoice_key, source, source_invoice_id (to name truth invoices by key). A payment is
+    correctly auto-matched when it is auto-applied to exactly the invoices it pays (or to its payout).
+    Precision = correct / auto-applied; recall = correct / payments that pay something.
+
+    Top-level figures are the bank lines' (with `by_pattern` and `wrong`); `by_source` has bank lines,
+    Stripe unapplied charges and QuickBooks unapplied payments (no truth: counts only, precision and
+    recall None); `overall` pools the sources that have truth."""
     keys = invoices.select("invoice_key", "source", "source_invoice_id")
     t = truth.join(keys, on=["source", "source_invoice_id"], how="left")
+    if "payout_id" not in t.columns:
+        t = t.with_columns(pl.lit(None, dtype=pl.String).alias("payout_id"))
     want = t.group_by("bank_reference").agg(
-        pl.col("pattern").first(), pl.col("invoice_key").drop_nulls().sort().str.join(",").alias("want")
+        pl.col("pattern").first(),
+        pl.when(pl.col("payout_id").drop_nulls().len() > 0)
+        .then(pl.lit("payout:") + pl.col("payout_id").drop_nulls().first())
+        .otherwise(_keys("invoice_key"))
+        .alias("want"),
     )
-    got = (
-        suggestions.filter(pl.col("payment_source") == "bank_statement")
-        .with_columns(pl.col("payment_key").str.strip_prefix("bank:").alias("bank_reference"))
-        .group_by("bank_reference")
-        .agg(
-            pl.col("auto_apply").any().alias("auto"),
-            pl.col("invoice_key").drop_nulls().sort().str.join(",").alias("got"),
-            pl.col("match_pattern").first(),
-        )
+    sug = suggestions if "payout_id" in suggestions.columns else suggestions.with_columns(payout_id=pl.lit(None))
+    per_payment = sug.group_by("payment_key").agg(
+        pl.col("auto_apply").any().alias("auto"),
+        pl.when(pl.col("payout_id").drop_nulls().len() > 0)
+        .then(pl.lit("payout:") + pl.col("payout_id").drop_nulls().first())
+        .otherwise(_keys("invoice_key"))
+        .alias("got"),
+        pl.col("match_pattern").first(),
+        pl.col("payment_source").first(),
     )
-    j = (
-        want.join(got, on="bank_reference", how="left")
-        .with_columns(
-            pl.col("auto").fill_null(False),
-            (pl.col("want") != "").alias("payable"),
-        )
-        .with_columns((pl.col("auto") & (pl.col("got") == pl.col("want")) & pl.col("payable")).alias("correct"))
+    got = per_payment.filter(pl.col("payment_source") == "bank_statement").with_columns(
+        pl.col("payment_key").str.strip_prefix("bank:").alias("bank_reference")
     )
-    auto = int(j["auto"].sum())
-    correct = int(j["correct"].sum())
-    payable = int(j["payable"].sum())
+    bank = _score(want.join(got, on="bank_reference", how="left"))
+    j = bank.pop("_frame")
     per = (
         j.group_by("pattern")
         .agg(lines=pl.len(), auto_applied=pl.col("auto").sum(), correct=pl.col("correct").sum())
         .sort("pattern")
     )
+    by_source: dict[str, dict[str, object]] = {"bank_statement": dict(bank)}
+    unapplied = per_payment.filter(pl.col("payment_key").str.starts_with("unapplied:")).with_columns(
+        pl.col("payment_key").str.extract(r"^unapplied:([a-z_]+):").alias("src")
+    )
+    pooled = [j.select("want", "got", "auto")]
+    if stripe_truth is not None:
+        st = stripe_truth.join(keys, on=["source", "source_invoice_id"], how="left").group_by("charge_id").agg(
+            _keys("invoice_key").alias("want")
+        )
+        sg = unapplied.filter(pl.col("src") == "stripe").with_columns(
+            pl.col("payment_key").str.extract(r"^unapplied:stripe:(.+):unapplied$").alias("charge_id")
+        )
+        s = _score(st.join(sg, on="charge_id", how="left"))
+        pooled.append(s.pop("_frame").select("want", "got", "auto"))
+        by_source["stripe_unapplied"] = s
+    q = unapplied.filter(pl.col("src") == "quickbooks")
+    by_source["quickbooks_unapplied"] = {
+        "lines": q.height,
+        "payable": None,
+        "auto_applied": int(q["auto"].sum()),
+        "correct_auto_applied": None,
+        "precision": None,
+        "recall": None,
+    }
+    overall = _score(pl.concat(pooled))
+    overall.pop("_frame")
     return {
-        "bank_lines": j.height,
-        "payable_lines": payable,
-        "auto_applied": auto,
-        "correct_auto_applied": correct,
-        "precision": correct / auto if auto else 1.0,
-        "recall": correct / payable if payable else 1.0,
+        "bank_lines": bank["lines"],
+        "payable_lines": bank["payable"],
+        "auto_applied": bank["auto_applied"],
+        "correct_auto_applied": bank["correct_auto_applied"],
+        "precision": bank["precision"],
+        "recall": bank["recall"],
         "by_pattern": per.to_dicts(),
+        "by_source": by_source,
+        "overall": overall,
         "wrong": j.filter(pl.col("auto") & ~pl.col("correct"))
         .select("bank_reference", "pattern", "match_pattern", "want", "got")
         .to_dicts(),

@@ -81,3 +81,8 @@ class CashApplicationConfig(BaseModel):
     max_subset_candidates: int = Field(default=18, ge=1, le=40)
     home_currency: str = Field(default="USD", min_length=3, max_length=3)
     stop_words: list[str] = Field(default_factory=list)
+    payout_markers: list[str] = Field(
+        default_factory=lambda: ["STRIPE"], min_length=1, description="Words that mark a bank line as a payout."
+    )
+    payout_days_before: int = Field(default=1, ge=0, description="A payout may be booked this many days early.")
+    payout_days_after: int = Field(default=3, ge=0, description="... or this many days after its arrival date.")

@@ -7,6 +7,8 @@ one customer's open invoices, allowing bank fees, short/over-payments and FX) an
 suggestion with a confidence and a sentence saying why. Suggestions at or above
 `auto_apply_min_confidence` are flagged `auto_apply`; everything else goes to review.
 
+Bank lines that are Stripe payouts (see `payouts`) are matched to the payout, never to invoices.
+
 Never auto-applied: a payment that two different sets of open invoices would explain equally well
 (e.g. two open invoices with the same amount and no reference), a payment whose invoice another
 auto-applied payment also claims, or one matched on the amount alone.
@@ -24,6 +26,7 @@ from rapidfuzz import fuzz, process
 from rapidfuzz.distance import Levenshtein
 
 from .config import CashApplicationConfig
+from .payouts import is_payout_line, match_payout_lines
 
 PAYMENT_COLUMNS = {
     "payment_key": pl.String,
@@ -66,6 +69,7 @@ SUGGESTION_SCHEMA = {
     "suggested_applied_amount": pl.Float64,
     "difference_amount": pl.Float64,
     "invoice_count": pl.Int64,
+    "payout_id": pl.String,
 }
 
 LEGAL_SUFFIXES = {
@@ -585,13 +589,27 @@ class Matcher:
         return None
 
 
-def match_payments(payments: pl.DataFrame, invoices: pl.DataFrame, cfg: CashApplicationConfig) -> pl.DataFrame:
+def match_payments(
+    payments: pl.DataFrame,
+    invoices: pl.DataFrame,
+    cfg: CashApplicationConfig,
+    payouts: pl.DataFrame | None = None,
+) -> pl.DataFrame:
     """One row per (payment, suggested invoice); a payment with no invoice suggested gets one row with
-    a null invoice and the reason. Columns: SUGGESTION_SCHEMA."""
+    a null invoice and the reason. Bank lines that are Stripe payouts get one row naming the payout
+    (`payouts`: payouts.PAYOUT_COLUMNS, e.g. marts.fct_stripe_payouts). Columns: SUGGESTION_SCHEMA."""
     m = Matcher(invoices, cfg)
     pays = payments.select(list(PAYMENT_COLUMNS)).cast(PAYMENT_COLUMNS).sort("payment_date", "payment_key").to_dicts()
+    payout_lines = [
+        p
+        for p in pays
+        if p["payment_source"] == "bank_statement" and is_payout_line(p["reference"], p["payer_name"], cfg)
+    ]
+    payout_matches = match_payout_lines(payout_lines, payouts if payouts is not None else pl.DataFrame(), cfg)
     results: list[tuple[dict, Suggestion | None]] = []
     for p in pays:
+        if p["payment_key"] in payout_matches:
+            continue
         s = m.match(float(p["amount"] or 0.0), p["currency"], p["reference"], p["payer_name"], p["customer_id"])
         if s is not None and s.invoices:
             s.confidence = round(max(0.0, min(1.0, s.confidence)), 2)
@@ -623,6 +641,7 @@ def match_payments(payments: pl.DataFrame, invoices: pl.DataFrame, cfg: CashAppl
             "reference": p["reference"],
             "payment_currency": p["currency"],
             "payment_amount": p["amount"],
+            "payout_id": None,
         }
         if s is None:
             rows.append(
@@ -679,6 +698,33 @@ def match_payments(payments: pl.DataFrame, invoices: pl.DataFrame, cfg: CashAppl
                     "suggested_applied_amount": amt,
                 }
             )
+    for p in payout_lines:
+        pm = payout_matches[p["payment_key"]]
+        rows.append(
+            {
+                "payment_key": p["payment_key"],
+                "payment_source": p["payment_source"],
+                "payment_date": p["payment_date"],
+                "payer_name": p["payer_name"],
+                "reference": p["reference"],
+                "payment_currency": p["currency"],
+                "payment_amount": p["amount"],
+                "match_pattern": pm.pattern,
+                "confidence": pm.confidence,
+                "auto_apply": pm.payout_id is not None and pm.confidence >= cfg.auto_apply_min_confidence,
+                "explanation": pm.explanation,
+                "customer_id": None,
+                "customer_name": None,
+                "invoice_key": None,
+                "invoice_number": None,
+                "invoice_currency": None,
+                "invoice_open_amount": None,
+                "suggested_applied_amount": None,
+                "difference_amount": None,
+                "invoice_count": 0,
+                "payout_id": pm.payout_id,
+            }
+        )
     return (
         pl.DataFrame(rows, schema=SUGGESTION_SCHEMA, orient="row") if rows else pl.DataFrame(schema=SUGGESTION_SCHEMA)
     )

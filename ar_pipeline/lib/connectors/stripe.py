@@ -59,6 +59,7 @@ INVOICE_PAYMENTS_SINCE = "2025-03-31"
 #: Listable objects, by landing folder (= URL path segment), in sync order.
 OBJECTS: tuple[str, ...] = (
     "customers", "invoices", "invoice_payments", "charges", "refunds", "disputes", "credit_notes",
+    "balance_transactions", "payouts",
 )
 #: Stripe `object` type → landing folder / URL path segment.
 OBJECT_FOLDERS: dict[str, str] = {
@@ -69,6 +70,8 @@ OBJECT_FOLDERS: dict[str, str] = {
     "refund": "refunds",
     "dispute": "disputes",
     "credit_note": "credit_notes",
+    "balance_transaction": "balance_transactions",
+    "payout": "payouts",
 }
 DELETED_FOLDER = "deleted"
 #: Includable fields Stripe leaves out unless expanded, by folder: customers' tax ids feed customer
@@ -84,6 +87,9 @@ EVENT_TYPES: dict[str, tuple[str, ...]] = {
     "credit_notes": ("credit_note.created", "credit_note.updated", "credit_note.voided"),
     "customers": ("customer.created", "customer.updated", "customer.deleted"),
     "refunds": ("refund.created", "refund.updated"),
+    # balance transactions never change once created (no events); a payout's status does
+    "balance_transactions": (),
+    "payouts": ("payout.updated", "payout.paid", "payout.failed", "payout.canceled"),
 }
 #: Event-type prefixes whose object type is not the prefix itself.
 _EVENT_PREFIX_OBJECT = {"charge.dispute": "dispute"}

@@ -1,11 +1,13 @@
 """Read disputes from the warehouse (DuckDB) into the one shape `workflow` expects.
 
-- Stripe: `marts.fct_disputes` (reason, status, is_open, outcome, evidence_due_date). Stripe gives
-  no closing date, so `closed_date` is the load date of the first stored version of the dispute in
-  a closed status (`raw_stripe.raw_disputes` keeps every loaded version), and only when an earlier
-  load saw it open: an upper bound of the resolution time, as exact as the load frequency. A
-  dispute first loaded already closed (a backfill, the demo data) has none, and the typical
-  resolution time is then left out of the suggestion.
+- Stripe: `marts.fct_disputes` (reason, status, is_open, outcome, evidence_due_date, closed_date).
+  `closed_date` comes from Stripe's records where it has one (won: the reinstatement balance
+  transaction; charge_refunded: the refund; see the mart's YAML). Otherwise (lost, prevented,
+  warning_closed: Stripe keeps no date) it is the load date of the first stored version of the
+  dispute in a closed status (`raw_stripe.raw_disputes` keeps every loaded version), and only when
+  an earlier load saw it open: an upper bound of the resolution time, as exact as the load
+  frequency. A dispute first loaded already closed and lost has none, and is left out of the
+  typical resolution time.
 - QuickBooks (no dispute object): credit memos (`staging.stg_quickbooks__credit_memos`) and
   invoices (`staging.stg_quickbooks__invoices`) whose private note contains a configured keyword.
   A credit memo is a settled dispute (outcome `quickbooks.credit_memo_outcome`, opened and closed on
@@ -28,7 +30,7 @@ from .workflow import DISPUTE_COLUMNS, build_queue, reason_from_note, reason_sum
 STRIPE_SQL = """
 select dispute_id, source, 'stripe_dispute' as origin, invoice_key, customer_id, reason, status, is_open,
        outcome, currency, cast(amount as double) as amount, cast(home_amount as double) as home_amount,
-       opened_date, evidence_due_date, cast(null as varchar) as note
+       opened_date, evidence_due_date, closed_date as stripe_closed_date, cast(null as varchar) as note
 from marts.fct_disputes
 """
 
@@ -82,7 +84,9 @@ def stripe_closed_dates(conn, as_of: date) -> pl.DataFrame:
 
 def load_disputes(conn, as_of: date, cfg: DisputeRoutingConfig) -> pl.DataFrame:
     stripe = conn.sql(STRIPE_SQL).pl().join(stripe_closed_dates(conn, as_of), on="dispute_id", how="left")
-    stripe = stripe.with_columns(closed_date=pl.when(pl.col("is_open")).then(None).otherwise(pl.col("closed_date")))
+    stripe = stripe.with_columns(
+        closed_date=pl.when(pl.col("is_open")).then(None).otherwise(pl.coalesce("stripe_closed_date", "closed_date"))
+    )
     frames = [stripe.select([pl.col(c).cast(t) for c, t in DISPUTE_COLUMNS.items()])]
     qb = cfg.quickbooks
     keywords = qb.reason_keywords

@@ -55,6 +55,8 @@ STRIPE_ENTITIES = (
     "refunds",
     "disputes",
     "credit_notes",
+    "balance_transactions",
+    "payouts",
 )
 
 
@@ -181,7 +183,9 @@ def generate(cfg: GeneratorConfig) -> GenerationSummary:
         s_keep = {
             "customers": st.frames["customers"].select("cust", "cus_id"),
             "invoices": st.frames["invoices"].select("inv", "in_id", "number", "draft"),
+            "payouts": st.frames["payouts"].select("po_id", "cur", "amount", "arrival"),
         }
+        stripe_truth = st.truth
 
         for folder in STRIPE_ENTITIES:
             df, expr = st.frames.pop(folder), st.exprs.pop(folder)
@@ -205,9 +209,9 @@ def generate(cfg: GeneratorConfig) -> GenerationSummary:
         summary.records[("reference", "fx_rates")] = fx_rows
         summary.files[("reference", "fx_rates")] = 1
         writer.bytes += fx_bytes
-        tables = truth.build(sim, qbo_ids, s_keep)
+        tables = truth.build(sim, qbo_ids, s_keep) | stripe_truth
         # bank credits for cash application: own RNG stream, so nothing above changes
-        bank_lines, bank_truth = bank.build(sim, tables, s_keep["customers"], cfg.seed)
+        bank_lines, bank_truth = bank.build(sim, tables, s_keep["customers"], cfg.seed, s_keep["payouts"])
         # Stripe drafts with injected pre-send mistakes: own RNG stream, drafts are not AR
         drafts, hygiene_truth = hygiene.build(sim, tables, s_keep["customers"], cfg.seed)
         del sim, qbo_ids, s_keep

@@ -15,6 +15,9 @@ applied yet) in the ways customers really pay:
     partial      number given, part of the invoice paid
     fx           a foreign-currency invoice paid in USD at about the day's rate
     noise        credits that pay no invoice (interest, a vendor refund, an unknown payer)
+    stripe_payout  a Stripe payout arriving (amount = payout net, counterparty STRIPE); pays no
+                 invoice directly: its truth row names the payout (``payout_id``). Added last and
+                 drawn from no RNG, so the lines above are the same with or without them.
 
 Writes ``<landing>/bank/bank_statement.csv`` (layout: ingest_configs/analytics/bank_statement.yaml)
 and ``_ground_truth/bank_matches.parquet``: one row per (bank line, invoice it pays); noise lines
@@ -86,7 +89,11 @@ def _typo(number: str, rng: np.random.Generator) -> str:
 
 
 def build(
-    sim: Sim, truth_tables: dict[str, pl.DataFrame], stripe_customers: pl.DataFrame, seed: int
+    sim: Sim,
+    truth_tables: dict[str, pl.DataFrame],
+    stripe_customers: pl.DataFrame,
+    seed: int,
+    payouts: pl.DataFrame | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(bank lines, truth matches)."""
     rng = np.random.default_rng([seed, BANK_STREAM])
@@ -105,6 +112,11 @@ def build(
     n_lines = min(3000, max(10, int(round(0.3 * len(recs)))))
     order = rng.permutation(len(recs))
     used: set[int] = set()
+    # invoices a Stripe charge outside the invoice flow already paid are not paid again by the bank
+    paid = truth_tables.get("stripe_unapplied_charges")
+    if paid is not None:
+        taken = set(paid["source_invoice_id"].drop_nulls().to_list())
+        used |= {i for i, r in enumerate(recs) if r["source"] == "stripe" and r["source_invoice_id"] in taken}
     lines, truth = [], []
     fx_ok = CURRENCIES[0]
     for i in order:
@@ -202,6 +214,32 @@ def build(
                 "invoice_number": None,
             }
         )
+    # Stripe payouts that arrived in the statement's week (payouts: po_id, cur, amount, arrival)
+    if payouts is not None:
+        first = (sim.end_day - 6) * 86400
+        arrived = payouts.filter((pl.col("arrival") >= first) & (pl.col("arrival") <= sim.end_day * 86400))
+        for p in arrived.sort("arrival", "po_id").iter_rows(named=True):
+            line_id = f"BNK{len(lines) + 1:06d}"
+            lines.append(
+                {
+                    "booking_date": EPOCH + timedelta(days=p["arrival"] // 86400),
+                    "amount_minor": p["amount"],
+                    "currency": p["cur"].upper(),
+                    "counterparty_name": "STRIPE",
+                    "remittance_information": f"STRIPE TRANSFER ST-{p['po_id'][-10:].upper()}",
+                    "bank_reference": line_id,
+                }
+            )
+            truth.append(
+                {
+                    "bank_reference": line_id,
+                    "pattern": "stripe_payout",
+                    "source": None,
+                    "source_invoice_id": None,
+                    "invoice_number": None,
+                    "payout_id": p["po_id"],
+                }
+            )
     bank = pl.DataFrame(
         lines,
         schema={
@@ -233,6 +271,7 @@ def build(
             "source": pl.String,
             "source_invoice_id": pl.String,
             "invoice_number": pl.String,
+            "payout_id": pl.String,
         },
     )
     return bank, truth_df

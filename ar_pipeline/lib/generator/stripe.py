@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
+from . import stripe_balance
 from .jsonfmt import L, b, frag, obj, q, qn, s, sn, stripe_ids
 from .simulate import CURRENCIES, STRIPE, Sim
 
@@ -33,6 +34,8 @@ class StripeOut:
     exprs: dict[str, pl.Expr]
     # per-entity hooks that add heavy rendered columns to one write slice at a time
     prepares: dict[str, Callable[[pl.DataFrame], pl.DataFrame]] = field(default_factory=dict)
+    # ground truth of the money movement (stripe_balance): name -> table
+    truth: dict[str, pl.DataFrame] = field(default_factory=dict)
 
 
 def _ts(rng, days: np.ndarray, lo_h: float, hi_h: float) -> np.ndarray:
@@ -562,7 +565,7 @@ def build(sim: Sim) -> StripeOut:
             ("id", q(pl.col("dp_id"))),
             ("object", '"dispute"'),
             ("amount", s(pl.col("amount"))),
-            ("balance_transactions", "[]"),
+            ("balance_transactions", pl.col("dp_bts")),
             ("charge", q(pl.col("ch_id"))),
             ("created", s(pl.col("created_ts"))),
             ("currency", q(pl.col("cur"))),
@@ -757,6 +760,25 @@ def build(sim: Sim) -> StripeOut:
         ]
     )
 
+    # ------------------------------------------------------------- money movement (own RNG stream)
+    rng_b = np.random.default_rng([cfg.seed, stripe_balance.BALANCE_STREAM])
+    un_ch, un_truth = stripe_balance.unapplied_charges(rng_b, iv, in_map, end, salt)
+    all_ch = pl.concat([ap.select(un_ch.columns), un_ch], how="vertical_relaxed")
+    bt, po, closes = stripe_balance.balance_transactions(rng_b, all_ch, rf, dp, end, salt)
+    dp = dp.join(
+        stripe_balance.dispute_balance_transactions(bt, closes), on="dp_id", how="left", maintain_order="left"
+    )
+    truth = {
+        "stripe_unapplied_charges": un_truth,
+        "stripe_payouts": stripe_balance.payout_truth(bt, po),
+        "stripe_balance_transactions": bt.select(
+            pl.col("txn_id").alias("balance_transaction_id"), "type", pl.col("category").alias("reporting_category"),
+            "source", pl.col("cur").str.to_uppercase().alias("currency"), pl.col("amount").alias("amount_minor"),
+            pl.col("fee").alias("fee_minor"), pl.col("net").alias("net_minor"), pl.col("payout").alias("payout_id"),
+        ),
+        "stripe_dispute_closes": closes.filter(pl.col("close_ts") > 0),
+    }
+
     exprs = {
         "customers": customer_expr,
         "invoices": invoice_expr,
@@ -765,6 +787,8 @@ def build(sim: Sim) -> StripeOut:
         "refunds": refund_expr,
         "disputes": dispute_expr,
         "credit_notes": credit_note_expr,
+        "balance_transactions": stripe_balance.BALANCE_TRANSACTION_EXPR,
+        "payouts": stripe_balance.PAYOUT_EXPR,
     }
     # besides what the record expression reads: the truth's source ids and the lines hook's keys
     keep = {
@@ -783,7 +807,7 @@ def build(sim: Sim) -> StripeOut:
         "customers": newest("customers", cu, "created_ts", "cus_id"),
         "invoices": newest("invoices", allinv, "created_ts", "in_id"),
         "invoice_payments": newest("invoice_payments", ap, "paid_ts", "inpay_id"),
-        "charges": newest("charges", ap, "paid_ts", "ch_id"),
+        "charges": newest("charges", all_ch, "paid_ts", "ch_id"),
         "refunds": newest(
             "refunds",
             rf.join(
@@ -794,5 +818,7 @@ def build(sim: Sim) -> StripeOut:
         ),
         "disputes": newest("disputes", dp, "created_ts", "dp_id"),
         "credit_notes": newest("credit_notes", cn, "created_ts", "cn_id"),
+        "balance_transactions": newest("balance_transactions", bt, "created", "txn_id"),
+        "payouts": newest("payouts", po, "created", "po_id"),
     }
-    return StripeOut(frames=frames, exprs=exprs, prepares={"invoices": invoice_prepare})
+    return StripeOut(frames=frames, exprs=exprs, prepares={"invoices": invoice_prepare}, truth=truth)

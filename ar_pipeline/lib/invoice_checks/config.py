@@ -30,8 +30,23 @@ class BillingEmail(_Rule):
     pattern: str = Field(default=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", description="What a valid address looks like.")
 
 
+_PO_NAMES = ["PO", "PO Number", "PO #", "P.O. Number", "Purchase Order"]
+
+
 class MissingPo(HistoryRule):
     min_po_share: float = Field(default=1.0, gt=0, le=1, description="Share of past invoices with a PO.")
+    quickbooks_custom_fields: list[str] = Field(
+        default_factory=lambda: list(_PO_NAMES), description="QuickBooks CustomField names holding the PO."
+    )
+    stripe_custom_fields: list[str] = Field(
+        default_factory=lambda: list(_PO_NAMES), description="Stripe invoice custom_fields names holding the PO."
+    )
+    stripe_metadata_keys: list[str] = Field(
+        default_factory=lambda: ["po", "po_number", "purchase_order"], description="Stripe invoice metadata keys."
+    )
+    export_extra_columns: list[str] = Field(
+        default_factory=list, description="Export extra_columns holding a PO when po_number is not mapped."
+    )
 
 
 class UnusualTerms(HistoryRule):
@@ -42,6 +57,10 @@ class UnusualTerms(HistoryRule):
 class UnusualTaxRate(HistoryRule):
     tolerance_points: float = Field(default=0.01, ge=0, description="Allowed |rate - usual rate| (0.01 = 1 point).")
     min_usual_share: float = Field(default=0.8, gt=0, le=1, description="Share of past invoices at the usual rate.")
+    export_tax_columns: list[str] = Field(
+        default_factory=lambda: ["Tax", "Tax Amount", "Total Tax"],
+        description="Export extra_columns holding the invoice's tax amount (the export's amount includes it).",
+    )
 
 
 class UnusualCurrency(HistoryRule):

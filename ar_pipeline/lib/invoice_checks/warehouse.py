@@ -3,14 +3,17 @@
 Sent invoices come from `marts.fct_invoices` (issued on or before the as-of date, voids left out);
 the fields the marts do not carry are read from the staging views:
 
-- QuickBooks: `bill_email`, `email_status` (`NeedToSend` = not yet sent) and the tax rate
-  `total_tax / (total_amount - total_tax)`;
-- Stripe: `customer_email`, `collection_method`, and the drafts (status `draft`, created on or before
-  the as-of date, not deleted), which are not AR and so are not in the marts. Stripe tax is not
-  staged separately (total - subtotal also nets discounts), so the tax rule does not judge Stripe;
-- exports: `status` (pending statuses from the YAML) and `po_number`. Exports carry no billing
-  email, and staging fills a missing due date with the invoice date, so the email and due-date
-  rules cannot judge exports (a blank due date shows up as 0-day terms instead).
+- QuickBooks: `bill_email`, `email_status` (`NeedToSend` = not yet sent), `total_tax` and
+  `custom_fields`;
+- Stripe: `customer_email`, `collection_method`, `total_excluding_tax_amount`, `custom_fields`,
+  `metadata`, and the drafts (status `draft`, created on or before the as-of date, not deleted),
+  which are not AR and so are not in the marts;
+- exports: `status` (pending statuses from the YAML), `po_number` and `extra`. Exports carry no
+  billing email, and staging fills a missing due date with the invoice date, so the email and
+  due-date rules cannot judge exports (a blank due date shows up as 0-day terms instead).
+
+The PO number and the tax rate of every source are read from those fields as invoice_rules.yaml
+names them (`fields.with_po_and_tax`).
 
 `email_status` is the invoice's latest state, so which QuickBooks invoices are "pending" reflects
 the last load, not the as-of date.
@@ -26,6 +29,7 @@ from ar_pipeline.lib.warehouse import table_exists
 
 from .checks import CANDIDATE_COLUMNS, find_issues, history_window
 from .config import InvoiceRulesConfig
+from .fields import with_po_and_tax
 
 ENRICHED_SQL = """
 with sent as (
@@ -35,23 +39,25 @@ with sent as (
     where f.status <> 'void'
 ),
 qb as (
-    select 'quickbooks:' || invoice_id as invoice_key, bill_email, email_status,
-           case when total_tax is not null and total_amount - total_tax > 0
-                then total_tax / (total_amount - total_tax) end as tax_rate
+    select 'quickbooks:' || invoice_id as invoice_key, bill_email, email_status, total_tax,
+           cast(custom_fields as varchar) as custom_fields
     from staging.stg_quickbooks__invoices
 ),
 st as (
-    select 'stripe:' || invoice_id as invoice_key, customer_email
+    select 'stripe:' || invoice_id as invoice_key, customer_email, total_excluding_tax_amount,
+           cast(custom_fields as varchar) as custom_fields, cast(metadata as varchar) as metadata
     from staging.stg_stripe__invoices
 ),
 ex as (
-    select export_source || ':' || invoice_id as invoice_key, status as export_status, po_number
+    select export_source || ':' || invoice_id as invoice_key, status as export_status, po_number,
+           cast(extra as varchar) as extra
     from staging.stg_exports__invoices
 ),
 drafts as (
     select 'stripe:' || invoice_id as invoice_key, invoice_number, 'stripe' as source,
            'stripe:' || customer_id as customer_id, created_date as invoice_date, due_date, currency,
-           total_amount, collection_method, customer_email
+           total_amount, collection_method, customer_email, total_excluding_tax_amount,
+           cast(custom_fields as varchar) as custom_fields, cast(metadata as varchar) as metadata
     from staging.stg_stripe__invoices
     where status = 'draft' and created_date <= $as_of
       and invoice_id not in (
@@ -59,12 +65,14 @@ drafts as (
 )
 select s.invoice_key, s.invoice_number, s.source, s.customer_id, s.invoice_date, s.due_date,
        s.currency, cast(s.total_amount as double) as total_amount,
-       cast(qb.tax_rate as double) as tax_rate,
        coalesce(qb.bill_email, st.customer_email) as billing_email,
        (qb.invoice_key is not null
         or (st.invoice_key is not null and coalesce(s.collection_method, '') <> 'charge_automatically'))
            as email_checked,
-       ex.po_number, ex.invoice_key is not null as po_checked,
+       ex.invoice_key is not null as is_export, cast(qb.total_tax as double) as qb_total_tax,
+       qb.custom_fields as qb_custom_fields, cast(st.total_excluding_tax_amount as double) as st_total_excluding_tax,
+       st.custom_fields as st_custom_fields, st.metadata as st_metadata, ex.po_number as ex_po_number,
+       ex.extra as ex_extra,
        ex.invoice_key is null and coalesce(s.collection_method, '') <> 'charge_automatically'
            as due_date_required,
        coalesce(qb.email_status = 'NeedToSend', false)
@@ -75,8 +83,10 @@ left join st on s.invoice_key = st.invoice_key
 left join ex on s.invoice_key = ex.invoice_key
 union all
 select invoice_key, invoice_number, source, customer_id, invoice_date, due_date, currency,
-       cast(total_amount as double), cast(null as double), customer_email,
-       coalesce(collection_method, '') <> 'charge_automatically', cast(null as varchar), false,
+       cast(total_amount as double), customer_email,
+       coalesce(collection_method, '') <> 'charge_automatically', false, cast(null as double),
+       cast(null as varchar), cast(total_excluding_tax_amount as double), custom_fields, metadata,
+       cast(null as varchar), cast(null as varchar),
        coalesce(collection_method, '') <> 'charge_automatically', true
 from drafts
 """
@@ -94,7 +104,8 @@ def load_invoices(conn, as_of: date, cfg: InvoiceRulesConfig) -> pl.DataFrame:
     if missing:
         raise ValueError(f"staging views missing (run the dbt build first): {missing}")
     statuses = [s.lower() for s in cfg.export_pending_statuses]
-    return conn.sql(ENRICHED_SQL, params={"as_of": as_of, "pending_statuses": statuses}).pl()
+    raw = conn.sql(ENRICHED_SQL, params={"as_of": as_of, "pending_statuses": statuses}).pl()
+    return with_po_and_tax(raw, cfg)
 
 
 def split_candidates(invoices: pl.DataFrame, as_of: date, cfg: InvoiceRulesConfig) -> tuple[pl.DataFrame, pl.DataFrame]:

@@ -1,6 +1,7 @@
 -- One row per payment that left cash unapplied to any invoice: QBO Payment.UnappliedAmt > 0, and
 -- payment-export rows (e.g. Stripe unified payments) that name no invoice, or one that is not
--- loaded. Stripe API overpayments become customer balance and are not in the ingested tables.
+-- loaded; Stripe API charges tied to no invoice (no charge.invoice, no InvoicePayment), less what
+-- was refunded. Stripe API overpayments become customer balance and are not in the ingested tables.
 -- exchange_rate: the QuickBooks payment's rate, 1 in the home currency, else the fx_rates table's
 -- rate for the payment date (macro fx_rate_columns).
 
@@ -54,9 +55,34 @@ export_payments as (
 
 ),
 
+stripe_charges as (
+
+    select
+        {{ dbt.concat(["'stripe:'", 'charges.charge_id', "':unapplied'"]) }} as unapplied_key,
+        'stripe' as source,
+        charges.charge_id as source_payment_id,
+        {{ dbt.concat(["'stripe:'", 'charges.customer_id']) }} as customer_id,
+        charges.created_date as payment_date,
+        coalesce(charges.amount_captured, charges.amount) - coalesce(charges.amount_refunded, 0) as amount,
+        charges.currency,
+        {{ to_rate("case when charges.currency = " ~ ar_home_currency() ~ " then 1 end") }} as exchange_rate
+    from {{ ref('stg_stripe__charges') }} as charges
+    where charges.status = 'succeeded'
+        and charges.invoice_id is null
+        and charges.customer_id is not null
+        and coalesce(charges.amount_captured, charges.amount) - coalesce(charges.amount_refunded, 0) > 0
+        and not exists (
+            select 1 from {{ ref('stg_stripe__invoice_payments') }} as invoice_payments
+            where invoice_payments.charge_id = charges.charge_id
+        )
+
+),
+
 unioned as (
 
     select * from quickbooks
+    union all
+    select * from stripe_charges
     union all
     select * from export_payments
 

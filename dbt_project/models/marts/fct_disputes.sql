@@ -28,6 +28,26 @@ charge_invoices as (
 
 ),
 
+-- closing date from Stripe's own records: a won dispute's funds come back in a reinstatement balance
+-- transaction (reporting_category dispute_reversal, source = the dispute); a refund closes a
+-- charge_refunded inquiry. A lost dispute leaves no dated trace (see closed_date in the YAML).
+reinstatements as (
+
+    select source_id as dispute_id, min(created_date) as reinstated_date
+    from {{ ref('stg_stripe__balance_transactions') }}
+    where reporting_category = 'dispute_reversal'
+    group by source_id
+
+),
+
+charge_refunds as (
+
+    select charge_id, min(created_date) as refunded_date
+    from {{ ref('stg_stripe__refunds') }}
+    group by charge_id
+
+),
+
 final as (
 
     select
@@ -55,12 +75,28 @@ final as (
         disputes.created_date as opened_date,
         cast(disputes.evidence_due_at as date) as evidence_due_date,
         cast({{ dbt.datediff('disputes.created_date', as_of_date, 'day') }} as {{ dbt.type_bigint() }}) as age_days,
-        {{ as_of_date }} as as_of_date
+        {{ as_of_date }} as as_of_date,
+        case
+            when disputes.status = 'won' and reinstatements.reinstated_date <= {{ as_of_date }}
+                then reinstatements.reinstated_date
+            when disputes.status = 'charge_refunded' and charge_refunds.refunded_date <= {{ as_of_date }}
+                then charge_refunds.refunded_date
+        end as closed_date,
+        cast(case
+            when disputes.status = 'won' and reinstatements.reinstated_date <= {{ as_of_date }}
+                then 'reinstatement_balance_transaction'
+            when disputes.status = 'charge_refunded' and charge_refunds.refunded_date <= {{ as_of_date }}
+                then 'refund'
+        end as {{ dbt.type_string() }}) as closed_date_source
     from disputes
     left join charges
         on disputes.charge_id = charges.charge_id
     left join charge_invoices
         on disputes.charge_id = charge_invoices.charge_id
+    left join reinstatements
+        on disputes.dispute_id = reinstatements.dispute_id
+    left join charge_refunds
+        on disputes.charge_id = charge_refunds.charge_id
     {{ fx_rate_join('case when disputes.currency = ' ~ ar_home_currency() ~ ' then 1 end', 'disputes.currency', 'disputes.created_date') }}
 
 )

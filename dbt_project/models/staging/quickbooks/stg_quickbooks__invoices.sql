@@ -43,6 +43,7 @@ renamed as (
         ----------  raw JSON kept for downstream parsing
         lines,
         linked_txns,
+        custom_fields,
 
         sync_token,
         _loaded_at

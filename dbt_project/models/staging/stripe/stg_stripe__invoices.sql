@@ -31,6 +31,7 @@ renamed as (
         ----------  amounts (major units, invoice currency)
         {{ minor_to_major('latest_version.subtotal', 'coalesce(currency_exponents.exponent, 2)') }} as subtotal_amount,
         {{ minor_to_major('latest_version.total', 'coalesce(currency_exponents.exponent, 2)') }} as total_amount,
+        {{ minor_to_major('latest_version.total_excluding_tax', 'coalesce(currency_exponents.exponent, 2)') }} as total_excluding_tax_amount,
         {{ minor_to_major('latest_version.amount_due', 'coalesce(currency_exponents.exponent, 2)') }} as amount_due,
         {{ minor_to_major('latest_version.amount_paid', 'coalesce(currency_exponents.exponent, 2)') }} as amount_paid,
         {{ minor_to_major('latest_version.amount_remaining', 'coalesce(currency_exponents.exponent, 2)') }} as amount_remaining,
@@ -52,6 +53,7 @@ renamed as (
         {{ epoch_seconds_to_date('latest_version.marked_uncollectible_at') }} as marked_uncollectible_date,
 
         latest_version.metadata,
+        latest_version.custom_fields,
         latest_version._loaded_at
 
     from latest_version
