@@ -371,12 +371,13 @@ def report(out: Path | None) -> None:
 @main.command()
 @click.option("--check", is_flag=True, help="Exit with an error if README.md's data dictionary is stale.")
 def docs(check: bool) -> None:
-    """Regenerate README.md's data dictionary from the dbt model YAML (the column descriptions)."""
-    from ar_pipeline.lib.data_dictionary import README, mart_tables, readme_with_dictionary, render
+    """Regenerate README.md's data dictionary from the dbt YAML: the marts' model YAML and the
+    analytics tables' source declaration (dbt_project/models/analytics/_analytics__sources.yml)."""
+    from ar_pipeline.lib.data_dictionary import README, published_tables, readme_with_dictionary, render
 
     current = README.read_text()
     try:
-        updated = readme_with_dictionary(current, render(mart_tables()))
+        updated = readme_with_dictionary(current, render(published_tables()))
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     if check:
