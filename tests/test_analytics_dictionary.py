@@ -47,3 +47,13 @@ def test_dbt_lists_the_analytics_tables_as_a_source() -> None:
     queue = sources["reminder_queue"]
     assert queue["schema"] == "analytics" and queue["columns"]["recommended_send_at"]["data_type"] == \
         "timestamp with time zone"
+
+
+def test_the_spark_loader_does_not_expect_the_documentation_only_source() -> None:
+    """The analytics source documents tables Python builds after dbt; no model reads them, so the
+    Spark loader (which copies every source dbt reads) leaves them out."""
+    from ar_pipeline.lib.spark_loader import dbt_source_tables
+
+    tables = dbt_source_tables()
+    assert ("raw_stripe", "raw_invoices") in tables
+    assert not [t for t in tables if t[0] == "analytics"]
