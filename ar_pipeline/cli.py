@@ -371,12 +371,13 @@ def report(out: Path | None) -> None:
 @main.command()
 @click.option("--check", is_flag=True, help="Exit with an error if README.md's data dictionary is stale.")
 def docs(check: bool) -> None:
-    """Regenerate README.md's data dictionary from the dbt model YAML (the column descriptions)."""
-    from ar_pipeline.lib.data_dictionary import README, mart_tables, readme_with_dictionary, render
+    """Regenerate README.md's data dictionary from the dbt YAML: the marts' model YAML and the
+    analytics tables' source declaration (dbt_project/models/analytics/_analytics__sources.yml)."""
+    from ar_pipeline.lib.data_dictionary import README, published_tables, readme_with_dictionary, render
 
     current = README.read_text()
     try:
-        updated = readme_with_dictionary(current, render(mart_tables()))
+        updated = readme_with_dictionary(current, render(published_tables()))
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     if check:
@@ -505,19 +506,45 @@ def reminders_export(fmt: str | None, path: Path) -> None:
     click.echo(f"Wrote {rows} reminders to {path}")
 
 
+def _now_option(value: str | None, timezone: str):
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not an ISO date-time like 2026-03-04T09:30 or "
+                                 "2026-03-04T09:30+01:00", param_hint="--now") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=ZoneInfo(timezone))
+
+
 @reminders.command("send")
 @click.option("--dry-run/--send", "dry_run", default=True, show_default=True,
               help="--dry-run (default) prints what would be sent; --send delivers and logs.")
-def reminders_send(dry_run: bool) -> None:
-    """Deliver the queue's reminders: e-mail by SMTP (or the webhook), call tasks and letters to the
-    webhook. Each reminder is delivered at most once, even across crashes and re-runs.
+@click.option("--now", "now_text", default=None,
+              help="The time to act as of (ISO date-time; without an offset it is company time, the "
+                   "policy's timing.timezone). Default: the clock. For tests and replays.")
+@click.option("--ignore-schedule", is_flag=True,
+              help="Send every reminder recommended for today or earlier now, without waiting for its hour.")
+def reminders_send(dry_run: bool, now_text: str | None, ignore_schedule: bool) -> None:
+    """Deliver the queue's reminders that are due: e-mail by SMTP (or the webhook), call tasks and
+    letters to the webhook. A reminder is due at its recommended send date and hour (company time);
+    ones not due yet are reported as scheduled and sent by a later run (run this hourly, or turn on
+    the send_reminders_hourly schedule). Each reminder is delivered at most once, even across
+    crashes and re-runs.
 
     Environment: AR_SMTP_HOST, AR_SMTP_PORT, AR_SMTP_USER, AR_SMTP_PASSWORD, AR_SMTP_FROM,
-    AR_SMTP_SECURITY (starttls|ssl|none), AR_REMINDER_WEBHOOK_URL, AR_REMINDER_WEBHOOK_TOKEN.
+    AR_SMTP_SECURITY (starttls|ssl|none), AR_SMTP_CA_FILE, AR_REMINDER_WEBHOOK_URL,
+    AR_REMINDER_WEBHOOK_TOKEN.
     """
     from ar_pipeline.lib.collections.send import SettingsError, Transports, send_queue
     from ar_pipeline.lib.collections.warehouse import read_queue
 
+    policy, _ = _policy()
+    timezone = policy.timing.timezone
+    now = _now_option(now_text, timezone)
     try:
         transports = Transports.from_env()
     except SettingsError as exc:
@@ -527,15 +554,19 @@ def reminders_send(dry_run: bool) -> None:
             queue = read_queue(conn)
         except RuntimeError as exc:
             raise click.ClickException(str(exc)) from None
-        report = send_queue(conn, queue, transports, dry_run=dry_run)
+        clock = (lambda: now) if now is not None else None
+        report = send_queue(conn, queue, transports, dry_run=dry_run, now=now, timezone=timezone,
+                            ignore_schedule=ignore_schedule, **({"clock": clock} if clock else {}))
     for line in report.lines:
         click.echo(line)
     if dry_run:
-        click.echo(f"Dry run: {len(report.would_send)} would be sent, {len(report.skipped)} skipped, "
-                   f"{len(report.already_done)} already done. Nothing was sent or logged; use --send.")
+        click.echo(f"Dry run: {len(report.would_send)} would be sent, {len(report.scheduled)} scheduled for later, "
+                   f"{len(report.skipped)} skipped, {len(report.already_done)} already done. "
+                   "Nothing was sent or logged; use --send.")
     else:
-        click.echo(f"{len(report.delivered)} sent, {len(report.failed)} failed, {len(report.skipped)} skipped, "
-                   f"{len(report.already_done)} already done (analytics.reminder_log)")
+        click.echo(f"{len(report.delivered)} sent, {len(report.failed)} failed, {len(report.scheduled)} scheduled "
+                   f"for later, {len(report.skipped)} skipped, {len(report.already_done)} already done "
+                   "(analytics.reminder_log)")
         if report.failed:
             sys.exit(1)
 

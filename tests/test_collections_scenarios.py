@@ -123,9 +123,10 @@ class World:
         queue = render_queue(result.queue, INGEST_CONFIGS / "reminder_templates")
         clock = iter(datetime(day.year, day.month, day.day, 9, tzinfo=UTC) + timedelta(seconds=s)
                      for s in range(10_000))
-        send_queue(self.conn, queue, Transports(email=self.outbox, webhook=self.outbox), dry_run=False,
-                   clock=lambda: next(clock))
-        self.sent += [(day, r["customer_id"], r["level"]) for r in queue.iter_rows(named=True)]
+        report = send_queue(self.conn, queue, Transports(email=self.outbox, webhook=self.outbox), dry_run=False,
+                            clock=lambda: next(clock))
+        levels = dict(zip(queue["reminder_id"], queue["customer_id"] + "|" + queue["level"], strict=True))
+        self.sent += [(day, *levels[rid].split("|")) for rid in report.delivered]
         self.last_skipped = result.skipped
         return queue
 
@@ -190,8 +191,9 @@ def test_a_dispute_pauses_reminders_until_it_closes() -> None:
     world.disputes.append({"invoice_key": "inv1", "customer_id": "c1", "opened": d(4), "closed": d(26)})
     queues = world.run(d(-5), d(30))
     assert world.sent == [(d(-3), "c1", "courtesy"), (d(1), "c1", "due_notice"),
-                          # closed on d(26): 26 days late, final_notice (skip_levels) comes directly
-                          (d(26), "c1", "final_notice")]
+                          # closed on d(26): 26 days late, final_notice (skip_levels) comes directly, queued
+                          # on Saturday d(26) and sent on the next business day, Monday d(28) at 09:00
+                          (d(28), "c1", "final_notice")]
     assert all(queues[d(k)].height == 0 for k in range(4, 26))
     paused = build_queue(world.inputs(d(10)), world.policy, d(10)).skipped
     assert paused.select("customer_id", "reason").to_dicts() == [{"customer_id": "c1", "reason": "disputed"}]
@@ -229,11 +231,12 @@ def test_hold_and_do_not_contact_until_released() -> None:
         {"customer_id": "c1", "note_type": "release", "noted_on": d(33), "until": None},
     ]
     world.notes = [{**n, "amount": None} for n in world.notes]
-    world.run(d(-5), d(35))
+    world.run(d(-5), d(36))
     # hold d0..d9: due notice waits to d10 (firm level reached then? no: firm needs one step at a time)
     assert world.sent == [(d(-3), "c1", "courtesy"), (d(10), "c1", "due_notice"),
-                          # do-not-contact from d15 to the release on d33: 33 days late, call level (skip)
-                          (d(33), "c1", "escalate_call")]
+                          # do-not-contact from d15 to the release on d33: 33 days late, call level (skip);
+                          # d33 is a Saturday: sent on Monday d35
+                          (d(35), "c1", "escalate_call")]
 
 
 def test_two_runs_on_the_same_day_give_the_same_queue() -> None:
@@ -283,8 +286,9 @@ def test_risk_band_jump_escalates() -> None:
     world.customer_risk = [{"customer_id": "c1", "risk_band": "low"}]
     world.run(d(-5), d(8))
     world.customer_risk = [{"customer_id": "c1", "risk_band": "high"}]  # low -> high: two bands
-    queues = world.run(d(9), d(13))
-    assert world.sent[-1] == (d(12), "c1", "escalate_call")  # firm on d7 + 5 days minimum interval
+    queues = world.run(d(9), d(14))
+    # firm on d7 + 5 days minimum interval = d12, a Saturday: queued then, sent on Monday d14
+    assert world.sent[-1] == (d(14), "c1", "escalate_call")
     row = queues[d(12)].row(0, named=True)
     assert row["escalated"] and "risk band low -> high" in row["escalation_reasons"]
 
@@ -293,9 +297,10 @@ def test_no_response_after_two_reminders_escalates() -> None:
     world = World(policy(escalation={**POLICY["escalation"], "unanswered_reminders": 2}))
     world.invoice("inv1", D0, 500)
     world.run(d(-5), d(14))
-    # courtesy (pre-due) does not count; due notice d1 and firm d7 unanswered -> call at d12 (interval 5)
+    # courtesy (pre-due) does not count; due notice d1 and firm d7 unanswered -> call at d12 (interval 5),
+    # a Saturday: sent on Monday d14
     assert world.sent == [(d(-3), "c1", "courtesy"), (d(1), "c1", "due_notice"), (d(7), "c1", "firm_reminder"),
-                          (d(12), "c1", "escalate_call")]
+                          (d(14), "c1", "escalate_call")]
 
 
 def test_a_payment_counts_as_a_response() -> None:

@@ -652,3 +652,38 @@ def test_cash_forecast_is_built_and_its_actuals_tie_to_truth(pipeline) -> None:
     for row in vs.iter_rows(named=True):
         expected = paid.filter(pl.col("paid_date").is_between(row["week_start"], row["week_end"]))["home"].sum()
         assert row["actual_home"] == pytest.approx(expected, abs=0.01)
+
+
+def test_every_analytics_table_column_is_documented_and_every_documented_column_exists(pipeline, tmp_path) -> None:
+    """The data dictionary of schema `analytics` (dbt_project/models/analytics/_analytics__sources.yml)
+    against the tables a real run builds. The tables written by commands rather than the run (the
+    backtests' metrics, the reminder log and notes) are created on a copy of the warehouse by the code
+    that creates them. A failure lists what to add to (or remove from) the YAML."""
+    import shutil
+
+    from ar_pipeline.lib.collections.store import ensure_tables
+    from ar_pipeline.lib.data_dictionary import ANALYTICS_SOURCES, analytics_tables
+    from ar_pipeline.lib.forecast.backtest import METRICS_DDL as FORECAST_BACKTEST_DDL
+    from ar_pipeline.lib.prediction.backtest import METRICS_DDL as MODEL_BACKTEST_DDL
+
+    copy = tmp_path / "ar.duckdb"
+    shutil.copy(pipeline["db"], copy)
+    with duckdb.connect(str(copy)) as conn:
+        conn.execute(MODEL_BACKTEST_DDL)
+        conn.execute(FORECAST_BACKTEST_DDL)
+        ensure_tables(conn)
+        rows = conn.execute("""SELECT table_name, column_name, lower(data_type) FROM information_schema.columns
+                               WHERE table_schema = 'analytics' ORDER BY table_name, ordinal_position""").fetchall()
+    actual = {(t, c): ty for t, c, ty in rows}
+    documented = {(t.name, c.name): c.data_type for t in analytics_tables() for c in t.columns}
+    assert {t for t, _ in actual} == {t.name for t in analytics_tables()}, f"tables differ from {ANALYTICS_SOURCES}"
+    undocumented = sorted(f"{t}.{c} ({ty})" for (t, c), ty in actual.items() if (t, c) not in documented)
+    missing = sorted(f"{t}.{c}" for (t, c) in documented if (t, c) not in actual)
+    wrong_type = sorted(f"{t}.{c}: documented {documented[t, c]}, built {ty}" for (t, c), ty in actual.items()
+                        if (t, c) in documented and documented[t, c] != ty)
+    assert (undocumented, missing, wrong_type) == ([], [], []), (
+        f"document these in {ANALYTICS_SOURCES}: {undocumented}; remove these (not built): {missing}; "
+        f"fix these types: {wrong_type}")
+    # and each table's columns are declared in the order they are built
+    for table in analytics_tables():
+        assert [c.name for c in table.columns] == [c for t, c, _ in rows if t == table.name], table.name

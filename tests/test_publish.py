@@ -71,11 +71,23 @@ def test_nothing_to_publish_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_readme_data_dictionary_is_generated_from_the_model_yaml_and_current() -> None:
-    from ar_pipeline.lib.data_dictionary import README, mart_tables, readme_with_dictionary, render
+    from ar_pipeline.lib.data_dictionary import (
+        README,
+        analytics_tables,
+        mart_tables,
+        published_tables,
+        readme_with_dictionary,
+        render,
+    )
 
     tables = mart_tables()
     assert {"fct_invoices", "fct_ar_aging", "ar_kpis_monthly", "fct_ar_events"} <= {t.name for t in tables}
     undocumented = [f"{t.name}.{c.name}" for t in tables for c in t.columns if not (c.description and c.data_type)]
     assert undocumented == [], "every mart column needs a description and a data_type in the model YAML"
+    analytics = analytics_tables()
+    assert {"invoice_risk_scores", "reminder_queue", "cash_forecast_weekly"} <= {t.name for t in analytics}
+    assert all(t.schema == "analytics" and t.description and t.columns for t in analytics)
+    undocumented = [f"{t.name}.{c.name}" for t in analytics for c in t.columns if not (c.description and c.data_type)]
+    assert undocumented == [], "every analytics column needs a description and a data_type in its source YAML"
     text = README.read_text()
-    assert readme_with_dictionary(text, render(tables)) == text, "README is stale: run `ar-pipeline docs`"
+    assert readme_with_dictionary(text, render(published_tables())) == text, "README is stale: run `ar-pipeline docs`"

@@ -37,6 +37,8 @@ def dbt_source_tables(dbt_project_dir: Path = DBT_PROJECT_DIR) -> list[tuple[str
     tables: set[tuple[str, str]] = set()
     for path in sorted((dbt_project_dir / "models").rglob("*sources.yml")):
         for source in (yaml.safe_load(path.read_text()) or {}).get("sources", []):
+            if ((source.get("config") or {}).get("meta") or {}).get("ar_pipeline", {}).get("documentation_only"):
+                continue  # declared to document Python-built tables (schema analytics); no model reads it
             schema = source.get("schema", source["name"])
             tables.update((schema, table["name"]) for table in source.get("tables", []))
     return sorted(tables)

@@ -20,6 +20,7 @@ import dagster as dg
 import polars as pl
 from dagster_duckdb import DuckDBResource
 
+from ar_pipeline.defs.analytics.column_schemas import with_column_schemas
 from ar_pipeline.defs.resources import LandingResource
 
 MARTS = [dg.AssetKey(["marts", m]) for m in ("fct_invoices", "fct_ar_events", "dim_customers")]
@@ -138,5 +139,5 @@ def customer_scores_gx(duckdb: DuckDBResource) -> dg.AssetCheckResult:
 
 @dg.definitions
 def defs() -> dg.Definitions:
-    return dg.Definitions(assets=[payment_model, invoice_risk_scores, customer_risk_scores],
+    return dg.Definitions(assets=with_column_schemas([payment_model, invoice_risk_scores, customer_risk_scores]),
                           asset_checks=[invoice_scores_gx, customer_scores_gx])

@@ -17,6 +17,7 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from ar_pipeline.defs.analytics.assets import INVOICE_KEY
+from ar_pipeline.defs.analytics.column_schemas import with_column_schemas
 from ar_pipeline.defs.analytics.hygiene import analytics_config_dir, write_table
 from ar_pipeline.defs.resources import LandingResource
 
@@ -141,4 +142,5 @@ def forecast_within_threshold(duckdb: DuckDBResource) -> dg.AssetCheckResult:
 
 @dg.definitions
 def defs() -> dg.Definitions:
-    return dg.Definitions(assets=[cash_forecast, forecast_monitoring], asset_checks=[forecast_within_threshold])
+    return dg.Definitions(assets=with_column_schemas([cash_forecast, forecast_monitoring]),
+                          asset_checks=[forecast_within_threshold])

@@ -22,6 +22,7 @@ import dagster as dg
 import polars as pl
 from dagster_duckdb import DuckDBResource
 
+from ar_pipeline.defs.analytics.column_schemas import with_column_schemas
 from ar_pipeline.defs.resources import LandingResource
 from ar_pipeline.lib.cash_application import suggestions_from_warehouse
 from ar_pipeline.lib.cash_application.config import load_yaml_model
@@ -220,6 +221,6 @@ def dispute_workflow(
 @dg.definitions
 def defs() -> dg.Definitions:
     return dg.Definitions(
-        assets=[cash_application_suggestions, invoice_issues, dispute_workflow],
+        assets=with_column_schemas([cash_application_suggestions, invoice_issues, dispute_workflow]),
         asset_checks=[invoice_issues_new],
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -109,12 +110,36 @@ class ToneRules(_Strict):
 
 
 class Timing(_Strict):
+    timezone: str = Field(
+        default="UTC",
+        description="The company's IANA time zone (e.g. Europe/Berlin): send hours and payment hours are in it.",
+    )
     send_hour: int = Field(default=9, ge=0, le=23, description="Hour (company time) to send at.")
     days_before_usual_payment_weekday: int = Field(
         default=1, ge=0, le=6, description="Send this many days before the weekday the customer usually pays on."
     )
     min_payments: int = Field(default=3, ge=1, description="Payments needed before the usual weekday counts.")
     business_days_only: bool = Field(default=True, description="Never recommend Saturday or Sunday.")
+    min_hour_observations: int = Field(
+        default=5, ge=1,
+        description="Timestamped payments needed before the customer's usual payment hour replaces send_hour.",
+    )
+    hours_before_usual_payment_hour: int = Field(
+        default=1, ge=0, le=23, description="Send this many hours before the customer's usual payment hour.",
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not an IANA time zone (e.g. UTC, Europe/Berlin, America/New_York)") \
+                from None
+        return value
+
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
 
 
 class CollectionsPolicy(_Strict):
@@ -128,7 +153,7 @@ class CollectionsPolicy(_Strict):
     exclusions: Exclusions = Field(default_factory=Exclusions)
     escalation: Escalation | None = None
     risk_bands: list[str] = Field(
-        default=["low", "medium", "high", "very_high"],
+        default=["low", "medium", "high", "severe"],
         description="Risk bands of analytics.customer_risk_scores from best to worst (for risk_band_jump).",
     )
     tone: ToneRules = Field(default_factory=ToneRules)

@@ -30,7 +30,7 @@ import hashlib
 import json
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import polars as pl
@@ -52,6 +52,8 @@ CUSTOMER_SCHEMA = {
 }
 DISPUTE_SCHEMA = {"invoice_key": pl.String, "customer_id": pl.String, "opened_date": pl.Date, "is_open": pl.Boolean}
 PAYMENT_SCHEMA = {"customer_id": pl.String, "payment_date": pl.Date, "amount": pl.Float64}
+#: One row per payment whose source records a time of day (UTC instant); time_source names the source.
+PAYMENT_TIME_SCHEMA = {"customer_id": pl.String, "paid_at": pl.Datetime("us", "UTC"), "time_source": pl.String}
 HISTORY_SCHEMA = {
     "customer_id": pl.String, "paid_invoice_count": pl.Int64, "late_share": pl.Float64, "late_30_share": pl.Float64,
 }
@@ -60,6 +62,7 @@ CUSTOMER_RISK_SCHEMA = {"customer_id": pl.String, "risk_band": pl.String}
 LOG_SCHEMA = {
     "reminder_id": pl.String, "as_of_date": pl.Date, "customer_id": pl.String, "level": pl.String,
     "status": pl.String, "invoice_keys": pl.String, "risk_band": pl.String,
+    "scheduled_for": pl.Datetime("us", "UTC"),
 }
 NOTE_SCHEMA = {
     "customer_id": pl.String, "note_type": pl.String, "noted_on": pl.Date, "until": pl.Date, "amount": pl.Float64,
@@ -75,7 +78,8 @@ QUEUE_SCHEMA = {
     "oldest_due_date": pl.Date, "max_days_past_due": pl.Int64, "currencies": pl.String,
     "open_amount_home": pl.Float64, "p_late_30": pl.Float64, "money_at_risk": pl.Float64,
     "priority_reason": pl.String, "risk_band": pl.String, "usual_payment_weekday": pl.String,
-    "recommended_send_date": pl.Date, "recommended_send_hour": pl.Int64, "timing_reason": pl.String,
+    "recommended_send_date": pl.Date, "recommended_send_hour": pl.Int64,
+    "recommended_send_at": pl.Datetime("us", "UTC"), "usual_payment_hour": pl.Int64, "timing_reason": pl.String,
     "last_contact_date": pl.Date, "invoices": pl.String,
 }
 SKIPPED_SCHEMA = {"as_of_date": pl.Date, "customer_id": pl.String, "reason": pl.String, "detail": pl.String}
@@ -93,6 +97,7 @@ class QueueInputs:
     customers: pl.DataFrame
     disputes: pl.DataFrame = field(default_factory=lambda: empty(DISPUTE_SCHEMA))
     payments: pl.DataFrame = field(default_factory=lambda: empty(PAYMENT_SCHEMA))
+    payment_times: pl.DataFrame = field(default_factory=lambda: empty(PAYMENT_TIME_SCHEMA))
     history: pl.DataFrame = field(default_factory=lambda: empty(HISTORY_SCHEMA))
     invoice_risk: pl.DataFrame | None = None  # analytics.invoice_risk_scores when it exists
     customer_risk: pl.DataFrame | None = None  # analytics.customer_risk_scores when it exists
@@ -259,7 +264,58 @@ def usual_weekday(payment_dates: list[date], min_payments: int) -> int | None:
     return max(range(7), key=lambda wd: (counts[wd], -wd))
 
 
-def recommend_send(as_of: date, pay_weekday: int | None, policy: CollectionsPolicy) -> tuple[date, str]:
+TIME_SOURCE_WORDS = {
+    "stripe_payment": "Stripe payment times",
+    "quickbooks_entry": "QuickBooks payment entry times (MetaData.CreateTime)",
+}
+
+
+@dataclass(frozen=True)
+class UsualHour:
+    hour: int | None  # company time; None when there are too few observations
+    observations: int
+    sources: tuple[str, ...]
+
+
+def usual_hour(times: pl.DataFrame, timezone: str, min_observations: int) -> UsualHour:
+    """The hour of day (company time) a customer's timestamped payments (PAYMENT_TIME_SCHEMA rows of
+    one customer) fall in most often; ties go to the earliest hour. None below `min_observations`."""
+    from zoneinfo import ZoneInfo
+
+    zone = ZoneInfo(timezone)
+    stamps = [t for t in times["paid_at"].to_list() if t is not None]
+    sources = tuple(sorted(set(times["time_source"].drop_nulls().to_list())))
+    if len(stamps) < min_observations:
+        return UsualHour(None, len(stamps), sources)
+    counts = [0] * 24
+    for t in stamps:
+        counts[(t if t.tzinfo else t.replace(tzinfo=UTC)).astimezone(zone).hour] += 1
+    return UsualHour(max(range(24), key=lambda h: (counts[h], -h)), len(stamps), sources)
+
+
+def send_hour_for(hour: UsualHour, policy: CollectionsPolicy) -> tuple[int, str]:
+    """The hour to send at and why: the hour(s) before the customer's usual payment hour when enough
+    timestamped payments exist, else the policy's send_hour."""
+    timing = policy.timing
+    if hour.hour is None:
+        if hour.observations == 0:
+            return timing.send_hour, "policy send_hour (no payment times recorded for this customer, only dates)"
+        return timing.send_hour, (f"policy send_hour (only {hour.observations} timestamped payments, "
+                                  f"{timing.min_hour_observations} needed)")
+    send = max(0, hour.hour - timing.hours_before_usual_payment_hour)
+    words = " and ".join(TIME_SOURCE_WORDS.get(s, s) for s in hour.sources)
+    return send, f"usually pays around {hour.hour:02d}:00 ({hour.observations} {words})"
+
+
+def local_instant(day: date, hour: int, timezone: str) -> datetime:
+    """`day` at `hour`:00 in the company time zone, as a UTC instant."""
+    from zoneinfo import ZoneInfo
+
+    return datetime(day.year, day.month, day.day, hour, tzinfo=ZoneInfo(timezone)).astimezone(UTC)
+
+
+def recommend_send(as_of: date, pay_weekday: int | None, policy: CollectionsPolicy,
+                   hour: UsualHour | None = None) -> tuple[date, int, str]:
     timing = policy.timing
     if pay_weekday is None:
         target, why = None, "too few payments to know its usual payment day"
@@ -275,7 +331,33 @@ def recommend_send(as_of: date, pay_weekday: int | None, policy: CollectionsPoli
         if ok_weekday and ok_business:
             break
         day += timedelta(days=1)
-    return day, f"{why}, {timing.send_hour:02d}:00 (payment times are not recorded, only dates)"
+    send_hour, hour_why = send_hour_for(hour or UsualHour(None, 0, ()), policy)
+    return day, send_hour, f"{why}, {send_hour:02d}:00 {timing.timezone}: {hour_why}"
+
+
+def pending_schedule(log: pl.DataFrame, customer_id: str, level: str, as_of: date,
+                     last_contact: date | None) -> tuple[datetime, date] | None:
+    """The earliest time a reminder of this customer and level was scheduled for by an earlier day's
+    queue and never delivered (its latest log row is `queued` or `failed`; no contact since), with
+    that queue's as-of date. A rebuilt queue keeps that time, so a reminder waiting for its hour is
+    not pushed back a week when the next day's queue is built before it was sent."""
+    if log.height == 0 or "scheduled_for" not in log.columns:
+        return None
+    rows = log.filter((pl.col("customer_id") == customer_id) & (pl.col("as_of_date") < as_of))
+    if rows.height == 0:
+        return None
+    per_id = rows.group_by("reminder_id", maintain_order=True).agg(
+        pl.col("status").last(), pl.col("level").last(), pl.col("as_of_date").last(),
+        pl.col("scheduled_for").drop_nulls().min())
+    pending = per_id.filter(
+        pl.col("status").is_in(["queued", "failed"]) & (pl.col("level") == level)
+        & pl.col("scheduled_for").is_not_null()
+        & (pl.lit(last_contact is None) | (pl.col("as_of_date") > pl.lit(last_contact or as_of)))
+    ).sort("scheduled_for", "as_of_date")
+    if pending.height == 0:
+        return None
+    first = pending.row(0, named=True)
+    return first["scheduled_for"], first["as_of_date"]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -301,6 +383,9 @@ def build_queue(inputs: QueueInputs, policy: CollectionsPolicy, as_of: date) -> 
     notes_by = inputs.notes.partition_by("customer_id", as_dict=True) if inputs.notes.height else {}
     pays_by = inputs.payments.partition_by("customer_id", as_dict=True) if inputs.payments.height else {}
     disputes_by = inputs.disputes.partition_by("customer_id", as_dict=True) if inputs.disputes.height else {}
+    times_by = (inputs.payment_times.partition_by("customer_id", as_dict=True)
+                if inputs.payment_times.height else {})
+    empty_times = empty(PAYMENT_TIME_SCHEMA)
     empty_notes, empty_pays = empty(NOTE_SCHEMA), empty(PAYMENT_SCHEMA)
 
     rows, skipped = [], []
@@ -422,7 +507,18 @@ def build_queue(inputs: QueueInputs, policy: CollectionsPolicy, as_of: date) -> 
         )
         tone, tone_reason = choose_tone(level.tone, hist, cust.get("segment"), policy)
         wd = usual_weekday(pays["payment_date"].to_list(), policy.timing.min_payments)
-        send_date, timing_reason = recommend_send(as_of, wd, policy)
+        hour = usual_hour(
+            times_by.get((customer_id,), empty_times).filter(pl.col("paid_at").dt.date() <= as_of),
+            policy.timing.timezone, policy.timing.min_hour_observations)
+        send_date, send_hour, timing_reason = recommend_send(as_of, wd, policy, hour)
+        send_at = local_instant(send_date, send_hour, policy.timing.timezone)
+        carried = pending_schedule(inputs.log, customer_id, level.name, as_of, last_contact)
+        if carried is not None and carried[0] < send_at:
+            send_at = carried[0]
+            local = send_at.astimezone(policy.timing.zone())
+            send_date, send_hour = local.date(), local.hour
+            timing_reason = (f"kept from the queue of {carried[1]}: scheduled for {local:%Y-%m-%d %H:%M} "
+                             f"{policy.timing.timezone} and not sent yet (then: {timing_reason})")
         invoices = [
             {"invoice_key": r["invoice_key"], "number": r["invoice_number"] or r["invoice_key"],
              "due_date": r["due_date"].isoformat(), "days_past_due": r["days_past_due"],
@@ -464,7 +560,9 @@ def build_queue(inputs: QueueInputs, policy: CollectionsPolicy, as_of: date) -> 
             "risk_band": band,
             "usual_payment_weekday": WEEKDAYS[wd] if wd is not None else None,
             "recommended_send_date": send_date,
-            "recommended_send_hour": policy.timing.send_hour,
+            "recommended_send_hour": send_hour,
+            "recommended_send_at": send_at,
+            "usual_payment_hour": hour.hour,
             "timing_reason": timing_reason,
             "last_contact_date": last_contact,
             "invoices": json.dumps({

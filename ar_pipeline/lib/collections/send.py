@@ -11,7 +11,11 @@ is logged `failed` with the error and is tried again by the next `send`.
 
 Settings come from the environment and are never logged: AR_SMTP_HOST, AR_SMTP_PORT (587),
 AR_SMTP_USER, AR_SMTP_PASSWORD, AR_SMTP_FROM, AR_SMTP_SECURITY (starttls | ssl | none; starttls),
-AR_REMINDER_WEBHOOK_URL and AR_REMINDER_WEBHOOK_TOKEN (sent as a Bearer token).
+AR_SMTP_CA_FILE (a private CA's certificate to verify the server against; verification is never
+turned off), AR_REMINDER_WEBHOOK_URL and AR_REMINDER_WEBHOOK_TOKEN (sent as a Bearer token).
+
+Schedule: `send_queue` delivers only rows that are due (recommended send time <= now); the others
+are logged `queued` once with `scheduled_for` and sent by a later run (see `due_at`).
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ import duckdb
 import polars as pl
 import requests
 
-from ar_pipeline.lib.collections.queue import CONTACT_STATUSES
+from ar_pipeline.lib.collections.queue import CONTACT_STATUSES, local_instant
 from ar_pipeline.lib.collections.store import LogEntry, append_log, ensure_tables, latest_status
 from ar_pipeline.lib.warehouse import table_exists
 
@@ -70,10 +74,16 @@ class SmtpTransport:
     password: str | None = field(default=None, repr=False)
     security: Literal["starttls", "ssl", "none"] = "starttls"
     timeout: float = 30.0
+    ca_file: str | None = None
     name: str = "smtp"
 
     def __repr__(self) -> str:  # never show the password
         return f"SmtpTransport(host={self.host!r}, port={self.port}, sender={self.sender!r}, security={self.security})"
+
+    def tls_context(self) -> ssl.SSLContext:
+        """Verifies the server's certificate and host name: against AR_SMTP_CA_FILE (a private CA's
+        certificate, PEM) when set, else the system's trusted CAs. Verification is never turned off."""
+        return ssl.create_default_context(cafile=self.ca_file) if self.ca_file else ssl.create_default_context()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> SmtpTransport | None:
@@ -90,8 +100,12 @@ class SmtpTransport:
             port = int(env.get("AR_SMTP_PORT") or (465 if security == "ssl" else 587))
         except ValueError:
             raise SettingsError("AR_SMTP_PORT must be a number") from None
+        ca_file = env.get("AR_SMTP_CA_FILE") or None
+        if ca_file and not os.path.isfile(ca_file):
+            raise SettingsError(f"AR_SMTP_CA_FILE={ca_file!r} is not a file")
         return cls(host=host, port=port, sender=sender, user=env.get("AR_SMTP_USER") or None,
-                   password=env.get("AR_SMTP_PASSWORD") or None, security=security)  # type: ignore[arg-type]
+                   password=env.get("AR_SMTP_PASSWORD") or None, security=security,  # type: ignore[arg-type]
+                   ca_file=ca_file)
 
     def deliver(self, message: Outgoing) -> str:
         if not message.recipient:
@@ -106,15 +120,24 @@ class SmtpTransport:
         try:
             if self.security == "ssl":
                 client: smtplib.SMTP = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout,
-                                                       context=ssl.create_default_context())
+                                                       context=self.tls_context())
             else:
                 client = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
             with client:
                 if self.security == "starttls":
-                    client.starttls(context=ssl.create_default_context())
+                    client.starttls(context=self.tls_context())
                 if self.user and self.password:
                     client.login(self.user, self.password)
                 refused = client.send_message(email)
+        except ssl.SSLCertVerificationError as exc:
+            trust = f"the CA in AR_SMTP_CA_FILE ({self.ca_file})" if self.ca_file else "the system's trusted CAs"
+            raise DeliveryError(
+                f"SMTP {self.host}:{self.port}: the server's TLS certificate is not trusted "
+                f"({exc.verify_message}); it was checked against {trust}. For a server with a private CA "
+                "set AR_SMTP_CA_FILE to that CA's certificate (PEM). Nothing was sent.") from None
+        except smtplib.SMTPAuthenticationError as exc:
+            raise DeliveryError(f"SMTP {self.host}:{self.port}: login as {self.user!r} refused "
+                                f"(code {exc.smtp_code}); check AR_SMTP_USER / AR_SMTP_PASSWORD") from None
         except (smtplib.SMTPException, OSError) as exc:
             raise DeliveryError(f"SMTP {self.host}:{self.port}: {type(exc).__name__}: {exc}") from None
         if refused:
@@ -179,6 +202,7 @@ class SendReport:
     delivered: list[str] = field(default_factory=list)
     would_send: list[str] = field(default_factory=list)
     already_done: list[str] = field(default_factory=list)
+    scheduled: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     lines: list[str] = field(default_factory=list)
@@ -192,30 +216,65 @@ def outgoing(row: Mapping) -> Outgoing:
         "escalated": row["escalated"], "escalation_reasons": row["escalation_reasons"],
         "invoice_numbers": row["invoice_numbers"], "open_amount_home": row["open_amount_home"],
         "money_at_risk": row["money_at_risk"], "recommended_send_date": str(row["recommended_send_date"]),
-        "recommended_send_hour": row["recommended_send_hour"], "subject": row["subject"], "body": row["body"],
+        "recommended_send_hour": row["recommended_send_hour"],
+        "recommended_send_at": _iso(row.get("recommended_send_at")), "subject": row["subject"], "body": row["body"],
     }
     return Outgoing(reminder_id=row["reminder_id"], channel=row["channel"], recipient=row["email"],
                     subject=row["subject"], body=row["body"], payload=payload)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
 
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def due_at(row: Mapping, timezone: str) -> datetime:
+    """When a queue row is due: its recommended_send_at, or (queues built before that column) its
+    recommended send date and hour in the company time zone."""
+    if row.get("recommended_send_at") is not None:
+        at = row["recommended_send_at"]
+        return at if at.tzinfo else at.replace(tzinfo=UTC)
+    return local_instant(row["recommended_send_date"], row["recommended_send_hour"], timezone)
+
+
 def send_queue(conn: duckdb.DuckDBPyConnection, queue: pl.DataFrame, transports: Transports, *,
-               dry_run: bool = True, clock: Callable[[], datetime] = _utc_now) -> SendReport:
-    """Deliver each queue row (in priority order) at most once; see the module docstring."""
+               dry_run: bool = True, clock: Callable[[], datetime] = _utc_now, now: datetime | None = None,
+               timezone: str = "UTC", ignore_schedule: bool = False) -> SendReport:
+    """Deliver each queue row that is due (in priority order) at most once; see the module docstring.
+
+    A row is due when its recommended send time is at or before `now` (default: the clock), or with
+    `ignore_schedule` when its recommended send date (company time) is today or earlier. A row not
+    due yet is reported as scheduled and, when not a dry run, logged `queued` once with its
+    `scheduled_for` time, which the next days' queues keep until it is sent."""
+    from zoneinfo import ZoneInfo
+
     report = SendReport(as_of_date=queue["as_of_date"][0] if queue.height else None, dry_run=dry_run)
     if not dry_run:
         ensure_tables(conn)
     status = latest_status(conn) if table_exists(conn, "analytics", "reminder_log") else {}
     attempt = f"att_{uuid.uuid4().hex[:12]}"
+    zone = ZoneInfo(timezone)
+    now = (now or clock()).astimezone(UTC)
+    today = now.astimezone(zone).date()
     for row in queue.iter_rows(named=True):
         rid = row["reminder_id"]
         label = f"{rid} {row['customer_name']} [{row['level']}, {row['channel']}]"
         if status.get(rid) in CONTACT_STATUSES:
             report.already_done.append(rid)
             report.lines.append(f"already {status[rid]}: {label}")
+            continue
+        when = due_at(row, timezone)
+        is_due = when.astimezone(zone).date() <= today if ignore_schedule else when <= now
+        if not is_due:
+            report.scheduled.append(rid)
+            report.lines.append(f"scheduled for {when.astimezone(zone):%Y-%m-%d %H:%M} {timezone}: {label}")
+            if not dry_run and rid not in status:
+                _log_row(conn, row, "queued", f"scheduled for {when.astimezone(zone):%Y-%m-%d %H:%M} {timezone}",
+                         clock, attempt, when)
+                status[rid] = "queued"
             continue
         transport = transports.for_channel(row["channel"])
         reason = None
@@ -231,14 +290,10 @@ def send_queue(conn: duckdb.DuckDBPyConnection, queue: pl.DataFrame, transports:
             continue
 
         def log(state: str, outcome: str | None, row=row) -> None:
-            append_log(conn, LogEntry(
-                reminder_id=row["reminder_id"], as_of_date=row["as_of_date"], customer_id=row["customer_id"],
-                level=row["level"], channel=row["channel"], status=state, status_at=clock(), outcome=outcome,
-                recipient=row["email"], invoice_keys=row["invoice_keys"], open_amount_home=row["open_amount_home"],
-                risk_band=row["risk_band"], escalated=row["escalated"], attempt_id=attempt))
+            _log_row(conn, row, state, outcome, clock, attempt)
 
         if rid not in status:
-            log("queued", None)
+            _log_row(conn, row, "queued", None, clock, attempt, when)
         if reason:
             log("skipped", reason)
             report.skipped.append(rid)
@@ -256,6 +311,15 @@ def send_queue(conn: duckdb.DuckDBPyConnection, queue: pl.DataFrame, transports:
         report.delivered.append(rid)
         report.lines.append(f"sent: {label}: {outcome}")
     return report
+
+
+def _log_row(conn: duckdb.DuckDBPyConnection, row: Mapping, state: str, outcome: str | None,
+             clock: Callable[[], datetime], attempt: str, scheduled_for: datetime | None = None) -> None:
+    append_log(conn, LogEntry(
+        reminder_id=row["reminder_id"], as_of_date=row["as_of_date"], customer_id=row["customer_id"],
+        level=row["level"], channel=row["channel"], status=state, status_at=clock(), outcome=outcome,
+        recipient=row["email"], invoice_keys=row["invoice_keys"], open_amount_home=row["open_amount_home"],
+        risk_band=row["risk_band"], escalated=row["escalated"], attempt_id=attempt, scheduled_for=scheduled_for))
 
 
 def record_outcome(conn: duckdb.DuckDBPyConnection, reminder_id: str, status: str, outcome: str | None,

@@ -1,7 +1,8 @@
 """The operational collections tables in DuckDB (schema `analytics`), append-only.
 
 - `analytics.reminder_log`: one row per status change of a reminder (queued, sending, sent, called,
-  skipped, failed) with its time and outcome. A reminder's state is its latest row.
+  skipped, failed) with its time and outcome. A reminder's state is its latest row. `queued` rows
+  carry `scheduled_for`, the time the reminder is due to be sent.
 - `analytics.collection_notes`: promises to pay, holds, do-not-contact flags and releases recorded by
   collectors (`ar-pipeline reminders promise|hold|release`).
 
@@ -41,7 +42,8 @@ CREATE TABLE IF NOT EXISTS {LOG_TABLE} (
     open_amount_home DOUBLE,
     risk_band VARCHAR,
     escalated BOOLEAN,
-    attempt_id VARCHAR
+    attempt_id VARCHAR,
+    scheduled_for TIMESTAMPTZ
 );
 CREATE TABLE IF NOT EXISTS {NOTES_TABLE} (
     note_id VARCHAR NOT NULL,
@@ -58,6 +60,8 @@ CREATE TABLE IF NOT EXISTS {NOTES_TABLE} (
 
 def ensure_tables(conn: duckdb.DuckDBPyConnection) -> None:
     conn.execute(DDL)
+    # warehouses created before reminders were scheduled lack the column
+    conn.execute(f"ALTER TABLE {LOG_TABLE} ADD COLUMN IF NOT EXISTS scheduled_for TIMESTAMPTZ")
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,7 @@ class LogEntry:
     risk_band: str | None = None
     escalated: bool | None = None
     attempt_id: str | None = None
+    scheduled_for: datetime | None = None  # on `queued` rows: when the reminder is due to be sent
 
 
 def append_log(conn: duckdb.DuckDBPyConnection, entry: LogEntry) -> None:
@@ -83,10 +88,12 @@ def append_log(conn: duckdb.DuckDBPyConnection, entry: LogEntry) -> None:
     if entry.status not in LOG_STATUSES:
         raise ValueError(f"status {entry.status!r} must be one of {LOG_STATUSES}")
     conn.execute(
-        f"INSERT INTO {LOG_TABLE} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        f"INSERT INTO {LOG_TABLE} (reminder_id, as_of_date, customer_id, level, channel, status, status_at, "
+        "outcome, recipient, invoice_keys, open_amount_home, risk_band, escalated, attempt_id, scheduled_for) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [entry.reminder_id, entry.as_of_date, entry.customer_id, entry.level, entry.channel, entry.status,
          entry.status_at, entry.outcome, entry.recipient, entry.invoice_keys, entry.open_amount_home,
-         entry.risk_band, entry.escalated, entry.attempt_id],
+         entry.risk_band, entry.escalated, entry.attempt_id, entry.scheduled_for],
     )
 
 

@@ -17,6 +17,7 @@ from ar_pipeline.lib.collections.policy import CollectionsPolicy, templates_path
 from ar_pipeline.lib.collections.queue import (
     CUSTOMER_RISK_SCHEMA,
     INVOICE_RISK_SCHEMA,
+    PAYMENT_TIME_SCHEMA,
     QUEUE_SCHEMA,
     SKIPPED_SCHEMA,
     QueueInputs,
@@ -64,6 +65,57 @@ def _risk_frame(conn: duckdb.DuckDBPyConnection, table: str, key: str, value: st
     return frame if frame.height else None
 
 
+def read_payment_times(conn: duckdb.DuckDBPyConnection, as_of: date) -> pl.DataFrame:
+    """Times of day of customers' payments, where a source records them (the marts keep dates only),
+    read from the staging views (latest version of each record), dated on or before the as-of date:
+
+    - Stripe invoice payments' `paid_at` (API 2025-03-31.basil and later) and, for invoices without
+      invoice payments (older API versions), their succeeded charges' `created_at`: when the
+      customer paid. Invoices Stripe charges automatically are left out (their time is Stripe's
+      billing run, not the customer's habit).
+    - QuickBooks payments' `MetaData.CreateTime`: when the payment was entered in QuickBooks, which
+      is the customer's time for payments received online but the bookkeeper's for cheques and
+      transfers entered by hand (timing_reason says which source a customer's hour comes from).
+    A source whose staging view does not exist contributes nothing.
+    """
+    parts = []
+    if {"paid_at", "invoice_id"} <= _columns(conn, "staging.stg_stripe__invoice_payments") and _columns(
+            conn, "staging.stg_stripe__invoices"):
+        parts.append("""
+            SELECT 'stripe:' || i.customer_id AS customer_id, epoch(p.paid_at) AS paid_epoch,
+                   'stripe_payment' AS time_source
+            FROM staging.stg_stripe__invoice_payments p
+            JOIN staging.stg_stripe__invoices i ON i.invoice_id = p.invoice_id
+            WHERE p.status = 'paid' AND p.paid_at IS NOT NULL
+              AND coalesce(i.collection_method, '') <> 'charge_automatically'
+              AND CAST(p.paid_at AS DATE) <= $as_of""")
+        if {"created_at", "invoice_id", "status"} <= _columns(conn, "staging.stg_stripe__charges"):
+            parts.append("""
+            SELECT 'stripe:' || coalesce(i.customer_id, c.customer_id) AS customer_id,
+                   epoch(c.created_at) AS paid_epoch, 'stripe_payment' AS time_source
+            FROM staging.stg_stripe__charges c
+            JOIN staging.stg_stripe__invoices i ON i.invoice_id = c.invoice_id
+            WHERE c.status = 'succeeded' AND c.created_at IS NOT NULL
+              AND coalesce(i.collection_method, '') <> 'charge_automatically'
+              AND NOT EXISTS (SELECT 1 FROM staging.stg_stripe__invoice_payments p WHERE p.invoice_id = c.invoice_id)
+              AND CAST(c.created_at AS DATE) <= $as_of""")
+    if {"created_at", "payment_date", "customer_id"} <= _columns(conn, "staging.stg_quickbooks__payments"):
+        parts.append("""
+            SELECT 'quickbooks:' || customer_id AS customer_id, epoch(created_at) AS paid_epoch,
+                   'quickbooks_entry' AS time_source
+            FROM staging.stg_quickbooks__payments
+            WHERE created_at IS NOT NULL AND NOT is_voided AND total_amount > 0 AND payment_date <= $as_of""")
+    if not parts:
+        return empty(PAYMENT_TIME_SCHEMA)
+    frame = conn.sql(" UNION ALL ".join(parts), params={"as_of": as_of}).pl()
+    return frame.select(
+        pl.col("customer_id").cast(pl.String),
+        pl.from_epoch(pl.col("paid_epoch").cast(pl.Float64).mul(1_000_000).cast(pl.Int64), time_unit="us")
+        .dt.replace_time_zone("UTC").alias("paid_at"),
+        pl.col("time_source").cast(pl.String),
+    )
+
+
 def read_inputs(conn: duckdb.DuckDBPyConnection, as_of: date) -> QueueInputs:
     invoice_cols = _columns(conn, "marts.fct_invoices")
     method = "collection_method" if "collection_method" in invoice_cols else "CAST(NULL AS VARCHAR)"
@@ -92,6 +144,7 @@ def read_inputs(conn: duckdb.DuckDBPyConnection, as_of: date) -> QueueInputs:
         invoices=invoices, customers=customers, disputes=disputes, payments=payments, history=history,
         invoice_risk=_risk_frame(conn, INVOICE_RISK_TABLE, "invoice_key", "p_late_30", INVOICE_RISK_SCHEMA, as_of),
         customer_risk=_risk_frame(conn, CUSTOMER_RISK_TABLE, "customer_id", "risk_band", CUSTOMER_RISK_SCHEMA, as_of),
+        payment_times=read_payment_times(conn, as_of),
         log=read_log(conn), notes=read_notes(conn),
     )
 
