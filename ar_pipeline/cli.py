@@ -708,6 +708,10 @@ def backtest(cutoff: str, json_path: Path | None, rolling: int, step_days: int, 
         for name, vals in r["predictors"].items():
             shown.add_row(name, *["-" if vals.get(m) is None else f"{vals[m]:.3f}" for m in metrics])
         console.print(shown)
+        v = r["validation"]
+        console.print(f"  chosen on the training period's validation slice: late {r['classifier_kind']['late']}, "
+                      f"> 30 late {r['classifier_kind']['late30']}, days to pay {v.get('days_to_pay_choice')} "
+                      f"(validation 80% coverage {v.get('days_to_pay_val_coverage_80', float('nan')):.3f})")
         for key, d in r["vs_customer_history"].items():
             if d["value"] is not None:
                 console.print(f"  model - customer history, {key}: {d['value']:+.3f} "
