@@ -60,8 +60,13 @@ def main() -> None:
     default=None,
     help="Last day of history (YYYY-MM-DD). Default: today.",
 )
+@click.option("--archetype-mix", default=None, metavar="NAME=W,...",
+              help="Customer payment-habit mix, e.g. prompt=0.5,chronic_late=0.1,defaulter=0.05 (archetypes "
+              "prompt_payer, pay_after_reminder, chronic_late, seasonal, deteriorating, defaulter or a unique "
+              "prefix; unlisted ones get 0; normalised). Default: the built-in mix.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def generate(seed: int, customers: int, years: float, invoices: int, end_date, quiet: bool) -> None:
+def generate(seed: int, customers: int, years: float, invoices: int, end_date, archetype_mix: str | None,
+             quiet: bool) -> None:
     """Write realistic QuickBooks and Stripe API pages (and a ground truth) to AR_LANDING_DIR.
 
     Simulates customers with payment habits (prompt, pay-after-reminder, chronic late, seasonal,
@@ -70,7 +75,12 @@ def generate(seed: int, customers: int, years: float, invoices: int, end_date, q
     """
     from ar_pipeline.lib.generator import GeneratorConfig
     from ar_pipeline.lib.generator import generate as run_generator
+    from ar_pipeline.lib.generator.config import parse_archetype_mix
 
+    try:
+        weights = parse_archetype_mix(archetype_mix) if archetype_mix is not None else None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--archetype-mix") from None
     paths = Paths.from_env()
     config = GeneratorConfig(
         landing_dir=paths.landing_dir,
@@ -80,6 +90,7 @@ def generate(seed: int, customers: int, years: float, invoices: int, end_date, q
         invoices=invoices,
         end_date=end_date.date() if end_date else date.today(),
         progress=not quiet,
+        archetype_weights=weights,
     )
     summary = run_generator(config)
     click.echo(f"Wrote demo data to {paths.landing_dir} ({summary.elapsed_seconds:.1f}s)")
@@ -728,6 +739,10 @@ def backtest(cutoff: str, json_path: Path | None, rolling: int, step_days: int, 
         for name, vals in r["predictors"].items():
             shown.add_row(name, *["-" if vals.get(m) is None else f"{vals[m]:.3f}" for m in metrics])
         console.print(shown)
+        v = r["validation"]
+        console.print(f"  chosen on the training period's validation slice: late {r['classifier_kind']['late']}, "
+                      f"> 30 late {r['classifier_kind']['late30']}, days to pay {v.get('days_to_pay_choice')} "
+                      f"(validation 80% coverage {v.get('days_to_pay_val_coverage_80', float('nan')):.3f})")
         for key, d in r["vs_customer_history"].items():
             if d["value"] is not None:
                 console.print(f"  model - customer history, {key}: {d['value']:+.3f} "

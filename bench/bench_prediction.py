@@ -87,6 +87,7 @@ def main() -> int:
         "train_rows": sp.train.height, "train_rows_used": model.validation.get("n_used"),
         "scored_rows": sp.test.height, "drivers_rows": len(drivers),
         "cutoff": cutoff.isoformat(), "classifier_kind": model.classifier_kind, "timing_kind": model.timing_kind,
+        "timing_choice": model.validation.get("days_to_pay_choice"),
         "stages": stages, "peak_rss_mb": peak_rss_mb(), "ml_threads": ml_threads(),
         "machine": {"python": platform.python_version(), "cpus": __import__("os").cpu_count()},
         "metrics": metrics,

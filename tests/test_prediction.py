@@ -11,11 +11,19 @@ import polars as pl
 import pytest
 
 from ar_pipeline.lib.generator import GeneratorConfig, generate
-from ar_pipeline.lib.prediction.backtest import evaluate, split, training_rows
+from ar_pipeline.lib.prediction.backtest import evaluate, run_backtest, run_rolling, split, training_rows
 from ar_pipeline.lib.prediction.data import History
-from ar_pipeline.lib.prediction.features import ALL_FEATURES, build_features
-from ar_pipeline.lib.prediction.model import TrainConfig, train
-from ar_pipeline.lib.prediction.score import score_customers, score_open_invoices
+from ar_pipeline.lib.prediction.features import ALL_FEATURES, build_features, label_frame
+from ar_pipeline.lib.prediction.model import TrainConfig, conformal_widening, outcome_known, train
+from ar_pipeline.lib.prediction.score import (
+    DEFAULT_BANDS,
+    RiskBand,
+    RiskBands,
+    assign_bands,
+    load_bands,
+    score_customers,
+    score_open_invoices,
+)
 
 D = date.fromisoformat
 
@@ -194,3 +202,120 @@ def test_late_auc_at_least_as_good_on_another_history(other_result) -> None:
 def test_days_to_pay_mae_at_least_as_good_on_another_history(other_result) -> None:
     r = other_result
     assert r["model"]["mae_days"] <= r["customer_history"]["mae_days"]
+
+
+# ---------------------------------------------------------------------- protocol, interval, bands
+def _history(ledger: pl.DataFrame, end: date) -> History:
+    return History(ledger=ledger, events=pl.DataFrame(schema={"customer_id": pl.String, "event_type": pl.String,
+                                                              "event_date": pl.Date}),
+                   customers=pl.DataFrame(schema={"customer_id": pl.String, "segment": pl.String,
+                                                  "region": pl.String}),
+                   data_end=end, open_invoices=ledger.filter(pl.col("paid_date").is_null())
+                   .with_columns(open_amount_home=pl.col("amount_home")))
+
+
+def test_test_outcomes_never_change_the_chosen_model(demo) -> None:
+    """Every choice (classifier family, days-to-pay family, tree size, blend, interval widening) is
+    made inside the training period: rewriting every payment on/after the cut-off (the test
+    period's outcomes) leaves the model and its validation record identical, while the test
+    metrics do change (so the comparison can fail)."""
+    cutoff, end = D("2026-01-01"), demo["end"]
+    a = run_backtest(_history(demo["ledger"], end), cutoff, cfg=TrainConfig(seed=3), n_boot=20)
+    changed = _shuffle_after(demo["ledger"], cutoff, seed=11)
+    b = run_backtest(_history(changed, end), cutoff, cfg=TrainConfig(seed=3), n_boot=20)
+    assert a["model_version"] == b["model_version"]
+    assert a["validation"] == b["validation"] and a["timing_kind"] == b["timing_kind"]
+    assert a["classifier_kind"] == b["classifier_kind"]
+    assert a["validation"]["days_to_pay_choice"] in a["validation"]["days_to_pay_val_mae"]
+    assert a["predictors"]["model"]["mae_days"] != b["predictors"]["model"]["mae_days"]
+
+
+def test_outcome_known_keeps_only_settled_outcomes() -> None:
+    rows = pl.DataFrame({
+        "due_date": [D("2025-11-01"), D("2025-12-20"), D("2025-12-31"), D("2026-01-05"), D("2025-10-02")],
+        "late": [True, False, True, False, True], "late30": [True, None, None, None, True],
+        "days_to_pay": [40.0, 10.0, None, 3.0, 50.0]})
+    cutoff = D("2026-01-01")  # last known day 2025-12-31
+    # due before the last known day (the 12-31 one is not yet late on 12-31; 01-05 was paid early)
+    assert outcome_known(rows, "late", cutoff, 90).tolist() == [True, True, False, False, True]
+    # due more than 30 days before 12-31 (before 12-01)
+    assert outcome_known(rows, "late30", cutoff, 90).tolist() == [True, False, False, False, True]
+    # paid and due on or before cutoff - 90 days = 2025-10-03
+    assert outcome_known(rows, "days_to_pay", cutoff, 90).tolist() == [False, False, False, False, True]
+    # with 30 settle days (due on or before 12-02) the November one counts too
+    assert outcome_known(rows, "days_to_pay", cutoff, 30).tolist() == [True, False, False, False, True]
+
+
+def test_conformal_widening_by_hand() -> None:
+    # 19 rows, every interval [10, 30], payments on days 2..20; level 0.8 → 10% per side,
+    # rank ceil(20 × 0.9) = 18th smallest score on each side
+    y = np.arange(2, 21, dtype=float)
+    q = np.tile([10.0, 20.0, 30.0], (19, 1))
+    lower, upper = conformal_widening(q, y)
+    # lower scores 10 - y = 8 .. -10: 18th smallest is 7 (p10 → 3: only y = 2 below it)
+    # upper scores y - 30 = -28 .. -10: 18th smallest is -11 (p90 → 19: only y = 20 above it)
+    assert (lower, upper) == (7.0, -11.0)
+    # a skewed case: one side needs widening, the other none
+    y2 = np.array([12.0] * 18 + [60.0])
+    lo2, hi2 = conformal_widening(np.tile([10.0, 20.0, 30.0], (19, 1)), y2)
+    assert lo2 == -2.0 and hi2 == -18.0  # 18th smallest of 10 - y2 = -2; of y2 - 30: -18
+    assert conformal_widening(q[:0], y[:0]) == (0.0, 0.0)
+
+
+def test_rolling_coverage_near_80_percent(demo) -> None:
+    """The calibrated 80% band covers roughly 80% of later payments at each rolling cut-off."""
+    results = run_rolling(_history(demo["ledger"], demo["end"]), D("2026-03-01"), 3, 60,
+                          TrainConfig(seed=5), n_boot=10)
+    for r in results:
+        assert 0.70 <= r["predictors"]["model"]["coverage_80"] <= 0.90, (r["cutoff"], r["predictors"]["model"])
+        assert r["validation"]["days_to_pay_val_coverage_80"] == pytest.approx(0.8, abs=0.03)
+
+
+def test_assign_bands_first_reached_band_wins() -> None:
+    bands = RiskBands(bands=[RiskBand(name="very_high", min_p_late_30=0.3),
+                             RiskBand(name="high", min_p_late_30=0.1, min_expected_days_late=15),
+                             RiskBand(name="medium", min_expected_days_late=5, min_p_late=0.9)], default_band="low")
+    p30 = np.array([0.5, 0.2, 0.01, 0.01, 0.01, 0.01])
+    days = np.array([0.0, 0.0, 20.0, 6.0, 1.0, 1.0])
+    p_late = np.array([0.1, 0.1, 0.1, 0.1, 0.95, 0.2])
+    assert assign_bands(p30, days, p_late, bands) == ["very_high", "high", "high", "medium", "medium", "low"]
+    assert bands.order() == ["low", "medium", "high", "very_high"]
+
+
+def test_shipped_band_config_and_its_errors(tmp_path: Path) -> None:
+    shipped = Path(__file__).parents[1] / "ingest_configs" / "analytics" / "risk_bands.yaml"
+    assert load_bands(shipped) == DEFAULT_BANDS
+    policy = Path(__file__).parents[1] / "ingest_configs" / "collections_policy.yaml"
+    assert f"risk_bands: [{', '.join(DEFAULT_BANDS.order())}]" in policy.read_text()
+    bad = tmp_path / "risk_bands.yaml"
+    bad.write_text("bands:\n  - name: high\n    min_p_late_30: 1.5\n")
+    with pytest.raises(ValueError, match=r"risk_bands\.yaml.*min_p_late_30"):
+        load_bands(bad)
+    bad.write_text("bands:\n  - name: high\n")
+    with pytest.raises(ValueError, match="needs at least one"):
+        load_bands(bad)
+
+
+def test_bands_order_customers_by_realised_lateness(demo) -> None:
+    """Backtest-like: train and score the customers with what was known before a cut-off, then
+    look at what their invoices issued after it actually did. Worse bands must show more
+    invoices paid > 30 days late and more days late, band by band."""
+    cutoff, end = D("2026-01-01"), demo["end"]
+    ledger = demo["ledger"]
+    known = ledger.filter(pl.col("invoice_date") < cutoff).with_columns(
+        paid_date=pl.when(pl.col("paid_date") < cutoff).then(pl.col("paid_date")))
+    before = _history(known, cutoff - timedelta(days=1))
+    model = train(training_rows(_table(known), cutoff), cutoff, TrainConfig(seed=2))
+    cust = score_customers(model, before, score_open_invoices(model, before))
+    later = ledger.filter(pl.col("invoice_date") >= cutoff)
+    later = later.join(label_frame(later, end), on="invoice_key").filter(pl.col("late30").is_not_null())
+    later = later.with_columns(days_late=pl.coalesce("days_late", (pl.lit(end) - pl.col("due_date")).dt.total_days()))
+    realised = (later.join(cust.select("customer_id", "risk_band"), on="customer_id")
+                .group_by("risk_band").agg(pl.len(), pl.col("late30").mean(), pl.col("days_late").mean()))
+    by_band = {r["risk_band"]: r for r in realised.iter_rows(named=True)}
+    present = [b for b in DEFAULT_BANDS.order() if b in by_band and by_band[b]["len"] >= 30]
+    assert len(present) >= 3, by_band
+    for worse, better in zip(present[1:], present[:-1], strict=True):
+        assert by_band[worse]["late30"] >= by_band[better]["late30"], by_band
+        assert by_band[worse]["days_late"] > by_band[better]["days_late"], by_band
+    assert by_band[present[-1]]["late30"] > by_band[present[0]]["late30"] + 0.2

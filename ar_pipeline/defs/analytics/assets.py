@@ -5,8 +5,9 @@
   metrics, seed) under AR_STATE_DIR/models.
 - `analytics/invoice_risk_scores`: per open invoice, P(late), P(> 30 days late), predicted pay
   date p10/p50/p90 and the top drivers (ar_pipeline.lib.prediction.score).
-- `analytics/customer_risk_scores`: per customer, risk score 0–100, band, expected days late, open
-  exposure, trend vs 91 days earlier and drivers.
+- `analytics/customer_risk_scores`: per customer, risk score 0–100 (100 × P(next invoice paid more
+  than 30 days late)), band (thresholds in `<AR_INGEST_CONFIG_DIR>/analytics/risk_bands.yaml`),
+  expected days late, open exposure, trend vs 91 days earlier and drivers.
 Blocking Great Expectations checks (suites in ar_pipeline.lib.prediction.quality; GX is imported
 only when a check runs): `feature_frame_gx` on the training feature frame, emitted by
 `payment_model` itself before it trains (a failing frame saves no model); `invoice_scores_gx`
@@ -101,14 +102,17 @@ def invoice_risk_scores(duckdb: DuckDBResource, landing: LandingResource) -> dg.
 
 @dg.asset(key=CUSTOMER_KEY, deps=[INVOICE_KEY, MODEL_KEY, *MARTS], kinds={"sklearn", "duckdb"}, **COMMON)
 def customer_risk_scores(duckdb: DuckDBResource, landing: LandingResource) -> dg.MaterializeResult:
-    """Per customer: risk score 0-100, band, expected days late, open exposure, trend, drivers."""
+    """Per customer: risk score 0-100 (100 x P(next invoice > 30 days late)), band (risk_bands.yaml),
+    expected days late, open exposure, trend, drivers."""
+    from ar_pipeline.defs.analytics.hygiene import analytics_config_dir
     from ar_pipeline.lib.prediction.model import PaymentModel
-    from ar_pipeline.lib.prediction.score import score_customers
+    from ar_pipeline.lib.prediction.score import BANDS_FILE, load_bands, score_customers
 
+    bands = load_bands(analytics_config_dir(landing) / BANDS_FILE)
     model = PaymentModel.load(landing.state_path() / "models")
     with duckdb.get_connection() as conn:
         invoices = conn.sql("select * from analytics.invoice_risk_scores").pl()
-    scores = score_customers(model, _history(duckdb), invoices)
+    scores = score_customers(model, _history(duckdb), invoices, bands)
     _write(duckdb, "customer_risk_scores", scores)
     return dg.MaterializeResult(metadata={"dagster/row_count": scores.height, "model_version": model.version})
 

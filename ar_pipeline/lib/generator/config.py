@@ -63,6 +63,47 @@ class GeneratorConfig(BaseModel):
         return max(28, int(round(self.years * 365.25)))
 
 
+#: archetype names in the order of ``GeneratorConfig.archetype_weights`` (same as simulate.ARCHETYPES)
+ARCHETYPE_NAMES = ("prompt_payer", "pay_after_reminder", "chronic_late", "seasonal", "deteriorating", "defaulter")
+
+
+def parse_archetype_mix(text: str) -> tuple[float, float, float, float, float, float]:
+    """``archetype_weights`` from ``name=weight,...`` (e.g. ``prompt=0.2,chronic_late=0.4``).
+
+    A name is an archetype of ARCHETYPE_NAMES or an unambiguous prefix of one (``prompt``);
+    archetypes not listed get weight 0; the weights are normalised by the generator. Raises
+    ValueError naming the offending item: unknown or ambiguous name, repeated archetype, weight
+    that is not a finite number >= 0, or weights summing to 0."""
+    weights = dict.fromkeys(ARCHETYPE_NAMES, 0.0)
+    seen: set[str] = set()
+    items = [part.strip() for part in text.split(",") if part.strip()]
+    if not items:
+        raise ValueError("archetype mix is empty: expected name=weight,... "
+                         f"with names from {', '.join(ARCHETYPE_NAMES)}")
+    for item in items:
+        name, sep, value = item.partition("=")
+        name = name.strip().lower()
+        if not sep or not name:
+            raise ValueError(f"{item!r} is not name=weight")
+        matches = [a for a in ARCHETYPE_NAMES if a == name] or [a for a in ARCHETYPE_NAMES if a.startswith(name)]
+        if len(matches) != 1:
+            what = "ambiguous" if matches else "unknown"
+            raise ValueError(f"{what} archetype {name!r} in {item!r}: use one of {', '.join(ARCHETYPE_NAMES)}")
+        if matches[0] in seen:
+            raise ValueError(f"archetype {matches[0]!r} given twice")
+        seen.add(matches[0])
+        try:
+            w = float(value)
+        except ValueError:
+            raise ValueError(f"weight {value.strip()!r} of {matches[0]} is not a number") from None
+        if not (w >= 0 and w != float("inf")):
+            raise ValueError(f"weight {value.strip()!r} of {matches[0]} must be a finite number >= 0")
+        weights[matches[0]] = w
+    if sum(weights.values()) <= 0:
+        raise ValueError("archetype mix weights sum to 0: give at least one positive weight")
+    return tuple(weights[a] for a in ARCHETYPE_NAMES)  # type: ignore[return-value]
+
+
 @dataclass
 class GenerationSummary:
     """What ``generate`` wrote."""

@@ -40,7 +40,7 @@ CATEGORICAL_FEATURES = ["currency", "source", "segment", "region"]
 HISTORY_FEATURES = [
     "has_history", "hist_count_log", "late_share", "late30_share", "mean_days_late", "mean_days_to_pay",
     "last_days_late", "recent_late_share", "recent_mean_days_late", "recent_mean_days_to_pay",
-    "median20_days_late", "median20_days_to_pay", "trend_days_late",
+    "median20_days_late", "median20_days_to_pay", "trend_days_late", "season_excess_days_late",
 ]
 EXPOSURE_FEATURES = ["open_count", "open_amount_log", "overdue_count", "overdue_amount_log",
                      "prev_invoice_count_log"]
@@ -162,6 +162,16 @@ def build_features(
     for frame, at in ((issued, "_iss"), (paid_run, "_paid"), (due_run, "_due"), (pd_run, "_pd")):
         t = _asof(t, frame, at)
 
+    # seasonality: the customer's invoices settled before the issue date that were due in the same
+    # calendar month as this invoice's due date (year-end, summer holidays)
+    def month_key(frame: pl.DataFrame) -> pl.Expr:
+        return pl.concat_str(pl.col(g), pl.lit("|"), pl.col("due_date").dt.month().cast(pl.String)).alias("_sk")
+
+    season = _running(paid.select(month_key(paid), "invoice_key", pl.col("paid_date").alias("_sp"),
+                                  _days(pl.col("paid_date"), pl.col("due_date")).cast(pl.Float64).alias("_sdl")),
+                      "_sp", {"s_n": one, "s_dl": pl.col("_sdl")}, by="_sk")
+    t = _asof(t.with_columns(month_key(t)), season, "_sp", by="_sk").drop("_sk")
+
     # dated customer events
     if events is not None and events.height:
         ev = events.select(g, "event_type", pl.col("event_date").alias("_ev")).with_columns(
@@ -209,6 +219,7 @@ def build_features(
         median20_days_late=pl.when(has).then(pl.col("med_dl")).otherwise(prior_dl),
         median20_days_to_pay=pl.when(has).then(pl.col("med_dtp")).otherwise(prior_dtp),
         trend_days_late=pl.when(has).then(recent_dl - mean_dl).otherwise(0.0),
+        season_excess_days_late=pl.when(z("s_n") > 0).then(pl.col("s_dl") / pl.col("s_n") - mean_dl).otherwise(0.0),
         open_count=z("i_n") - z("p_n"),
         open_amount=open_amt,
         open_amount_log=open_amt.log1p(),

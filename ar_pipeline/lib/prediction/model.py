@@ -1,23 +1,35 @@
-"""Payment models: P(late), P(> 30 days late) and days-to-pay p10/p50/p90, chosen on a validation
-slice carved from the training period only.
+"""Payment models: P(late), P(> 30 days late) and days-to-pay p10/p50/p90. Every modelling choice
+is made on a validation slice carved from the training period; the test period is never read.
 
-Protocol (`train`): training rows are what was known at the cut-off (backtest.training_rows):
-each model uses the rows whose label it needs was known then. They are ordered by issue date; the
-last `val_fraction` is the validation slice, the rest the fit slice.
-- Classifiers: candidates are a regularised logistic regression on the customer-history
-  aggregates (LOGISTIC_FEATURES, standardised; C in {0.1, 1}) and a HistGradientBoosting model on
-  every feature. Each is fitted on the fit slice; the winner
-  has the highest validation AUC (boosting must beat the logistic model by AUC_MARGIN: if simpler
-  is as good, simpler ships). The winner is refitted on all training rows and Platt-calibrated on
-  3 shuffled, seeded folds (sigmoid: monotone, so it keeps the ranking; see _refit_calibrated).
-- Days to pay: candidates are quantile HistGradientBoosting of the residual around the customer's
-  rolling median (p10/p50/p90; small, heavily shrunk trees, so it stays close to the median unless
-  the features say otherwise), "the customer's rolling median + quantiles of its residuals" and
-  the naive baseline itself ("customer_median": p50 = the rolling median, band from the residual
-  quantiles) — if the baseline wins on validation, it ships. Intervals are conformalised on the
-  validation slice (CQR) so the 80% band covers ~80%; the winner has the lowest validation MAE
-  and is refitted on all paid training rows.
-Everything is seeded: the same rows and seed give the same model and the same scores.
+Protocol (`train(rows, cutoff)`; `rows` = what was known at the cut-off, backtest.training_rows):
+1. Complete outcomes only (`outcome_known`): a row is used for a target only when its outcome was
+   settled before the cut-off: "late" once the due date has passed, "> 30 days late" 30 days
+   after it, days to pay when paid and due at least `settle_days` (90) before the cut-off.
+   Otherwise the most recent rows are a censored sample (only the invoices paid quickly), which
+   taught the days-to-pay model that "recent invoices pay sooner than the customer's median".
+2. Validation slice: per target, the latest-issued `val_fraction` (20%) of those rows; the rest
+   is the fit slice. Candidates are fitted on the fit slice and compared on the validation slice.
+3. Classifiers: a regularised logistic regression on the customer-history aggregates
+   (LOGISTIC_FEATURES, standardised; C in {0.1, 1}) and a HistGradientBoosting model on every
+   feature; highest validation AUC wins, but boosting must beat the logistic model by AUC_MARGIN
+   (if simpler is as good, simpler ships). The winner is refitted on all rows of step 1 and
+   Platt-calibrated (sigmoid, monotone: keeps the ranking) on out-of-fold scores of 3 shuffled,
+   seeded folds of those training rows (see _refit_calibrated). The calibration method is fixed,
+   not tuned.
+4. Days to pay (`_choose_timing`): the naive baseline "customer_median" (p50 = the customer's
+   rolling median, band from the residual quantiles), "history_residual" (median + residual
+   quantiles) and quantile HistGradientBoosting of the residual around the rolling median, for
+   every tree size in TIMING_TREE_GRID and every blend weight of the predicted residual in
+   TIMING_BLEND_GRID (p50 = median + w x residual): the lowest validation MAE wins (ties: the
+   simpler), so the baseline ships when nothing beats it. Trees use the quantile (pinball) loss:
+   p50 minimises absolute error, which is what the MAE scores.
+5. Interval: the winner's p10/p90 (fitted on the fit slice) are widened or narrowed on the
+   validation slice by split-conformal calibration, each end apart (`conformal_widening`), so
+   that ~10% of payments fall below p10 and ~10% above p90; the offsets are kept for the refit.
+6. The winner is refitted on every row of step 1 (trees), or its offsets recomputed (baselines).
+Above `max_train_rows` the rows are a seeded uniform sample. Everything is seeded: the same rows
+and seed give the same model and scores. `validation` in the artefact records every candidate's
+validation score and the choice.
 """
 
 from __future__ import annotations
@@ -26,7 +38,7 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -46,8 +58,8 @@ from .features import ALL_FEATURES, CATEGORICAL_FEATURES, NUMERIC_FEATURES
 
 LOGISTIC_FEATURES = [
     "has_history", "hist_count_log", "late_share", "late30_share", "recent_late_share", "mean_days_late",
-    "recent_mean_days_late", "median20_days_late", "last_days_late", "trend_days_late", "overdue_count",
-    "open_count", "amount_rel_log", "terms_days",
+    "recent_mean_days_late", "median20_days_late", "last_days_late", "trend_days_late", "season_excess_days_late",
+    "overdue_count", "open_count", "amount_rel_log", "terms_days",
 ]
 QUANTILES = (0.1, 0.5, 0.9)
 TARGETS = ("late", "late30")
@@ -60,18 +72,14 @@ class TrainConfig:
     max_iter: int = 200
     learning_rate: float = 0.08
     min_rows: int = 50
-    #: days-to-pay residual models: small, heavily shrunk trees (100 x 0.05, 15 leaves, >= 100 rows
-    #: a leaf). The residual is added to the customer's rolling median, so shrinkage pulls towards
-    #: that baseline; with the classifiers' 200 x 0.08 / 40-row leaves the timing model lost to the
-    #: median on the second generated history (test MAE 5.35 vs 4.70) while winning on validation.
     #: training rows above this are a seeded uniform sample (every period and customer kept in
     #: proportion): the features are per-customer aggregates over the full ledger, so more rows
     #: add little; at 1M invoices (794k training rows) fitting every row took 1,130 s on 2 cores
     max_train_rows: int = 150_000
-    timing_max_iter: int = 100
     timing_learning_rate: float = 0.05
-    timing_max_leaf_nodes: int = 15
     timing_min_samples_leaf: int = 100
+    #: days-to-pay rows must be due at least this many days before the cut-off (outcome_known)
+    settle_days: int = 90
 
 
 @dataclass
@@ -221,10 +229,18 @@ def _refit_calibrated(model: Any, X: np.ndarray, y: np.ndarray, seed: int) -> An
 
 
 # ---------------------------------------------------------------------- timing
-def _hgb_quantile(cfg: TrainConfig, q: float) -> HistGradientBoostingRegressor:
+#: residual-tree sizes the timing model chooses from on the validation slice (iterations, leaves);
+#: every one is small and heavily shrunk (learning rate 0.05, >= 100 rows a leaf)
+TIMING_TREE_GRID: tuple[tuple[int, int], ...] = ((50, 7), (100, 15), (200, 31))
+#: weights of the predicted residual added to the customer's rolling median (1 = the trees alone,
+#: 0 = the median itself); chosen on the validation slice
+TIMING_BLEND_GRID: tuple[float, ...] = (0.25, 0.5, 0.75, 1.0)
+
+
+def _hgb_quantile(cfg: TrainConfig, q: float, size: tuple[int, int]) -> HistGradientBoostingRegressor:
     return HistGradientBoostingRegressor(
-        loss="quantile", quantile=q, max_iter=cfg.timing_max_iter, learning_rate=cfg.timing_learning_rate,
-        max_leaf_nodes=cfg.timing_max_leaf_nodes, min_samples_leaf=cfg.timing_min_samples_leaf,
+        loss="quantile", quantile=q, max_iter=size[0], learning_rate=cfg.timing_learning_rate,
+        max_leaf_nodes=size[1], min_samples_leaf=cfg.timing_min_samples_leaf,
         l2_regularization=1.0, categorical_features=CATEGORICAL_MASK, early_stopping=False, random_state=cfg.seed,
     )
 
@@ -233,15 +249,20 @@ MEDIAN_DTP_IDX = _col("median20_days_to_pay")
 
 
 def predict_quantiles(timing: dict[str, Any], kind: str, X: np.ndarray) -> np.ndarray:
+    """Days-to-pay p10/p50/p90: the customer's rolling median plus the predicted residual quantiles
+    (hgb_quantile: p50 residual scaled by the chosen blend weight) or fixed offsets (history_residual,
+    customer_median); sorted, widened by the validation-calibrated offsets, clipped at 0."""
+    base = X[:, [MEDIAN_DTP_IDX]]
     if kind == "hgb_quantile":
-        # boosted from the customer's rolling median: the models predict the residual quantiles
-        raw = X[:, [MEDIAN_DTP_IDX]] + np.column_stack([m.predict(X) for m in timing["models"]])
+        resid = np.column_stack([m.predict(X) for m in timing["models"]])
+        resid[:, 1] *= timing.get("blend", 1.0)
+        raw = base + resid
     else:  # history_residual, customer_median
-        raw = X[:, [MEDIAN_DTP_IDX]] + np.asarray(timing["offsets"])[None, :]
+        raw = base + np.asarray(timing["offsets"])[None, :]
     raw = np.sort(raw, axis=1)  # quantile models fitted apart can cross
-    widen = timing.get("conformal", 0.0)
-    raw[:, 0] -= widen
-    raw[:, 2] += widen
+    lo, hi = timing.get("widen", (0.0, 0.0))
+    raw[:, 0] = np.minimum(raw[:, 0] - lo, raw[:, 1])
+    raw[:, 2] = np.maximum(raw[:, 2] + hi, raw[:, 1])
     return np.clip(raw, 0.0, None)
 
 
@@ -252,17 +273,47 @@ def _median_offsets(resid: np.ndarray) -> list[float]:
     return [float(lo), 0.0, float(hi)]
 
 
-def _conformal(q: np.ndarray, y: np.ndarray, level: float = 0.8) -> float:
-    """CQR: widen [p10, p90] by the `level` quantile of the nonconformity scores (may be < 0)."""
-    scores = np.maximum(q[:, 0] - y, y - q[:, 2])
-    n = len(scores)
-    k = min(1.0, np.ceil((n + 1) * level) / n)
-    return float(np.quantile(scores, k, method="higher"))
+def conformal_widening(q: np.ndarray, y: np.ndarray, level: float = 0.8) -> tuple[float, float]:
+    """Split-conformal calibration of the [p10, p90] interval on held-out rows, one side at a time:
+    each end is moved so that it misses (1 - level) / 2 = a of the rows (10% below p10, 10% above
+    p90 for level 0.8) by the finite-sample conformal quantile, the ceil((n + 1)(1 - a))-th smallest
+    of the scores q10 - y (lower) and y - q90 (upper), the largest when n is too small. Returns
+    (lower widening, upper widening); either may be negative (the band is narrowed when it covered
+    too much). Two-sided, so a skewed error
+    distribution (late payments run long) gets a longer upper tail, not a symmetric band."""
+    n = len(y)
+    if n == 0:
+        return 0.0, 0.0
+    alpha = (1.0 - level) / 2.0
+    rank = min(n, int(np.ceil((n + 1) * (1.0 - alpha) - 1e-9)))  # 1-based; 1e-9: float noise
+    lower = float(np.sort(q[:, 0] - y)[rank - 1])
+    upper = float(np.sort(y - q[:, 2])[rank - 1])
+    return lower, upper
 
 
 # ---------------------------------------------------------------------- training
+def outcome_known(rows: pl.DataFrame, target: str, cutoff: date, settle_days: int) -> np.ndarray:
+    """Rows whose `target` outcome was fully determined before `cutoff`, so that recent rows are not
+    a censored sample (only the invoices that happened to be paid quickly):
+    - late: due date before cutoff - 1 day (by then an unpaid invoice is late, a paid one known);
+    - late30: due date + 30 days before cutoff - 1 day;
+    - days_to_pay: paid, and due at least `settle_days` before the cut-off (payments later than
+      that are collection cases; leaving every recent invoice in made the tree learn "recent
+      invoices pay sooner than the median" from the fast payers alone)."""
+    due = rows["due_date"]
+    last = cutoff - timedelta(days=1)
+    if target == "late":
+        ok = due < last
+    elif target == "late30":
+        ok = due < last - timedelta(days=30)
+    else:
+        ok = due <= cutoff - timedelta(days=settle_days)
+    return (ok & rows[target].is_not_null()).fill_null(False).to_numpy()
+
+
 def _split(frame: pl.DataFrame, cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Fit / validation row indices: the validation slice is the latest-issued invoices."""
+    """Fit / validation row indices: the validation slice is the latest-issued `val_fraction` of
+    the rows (ties by invoice key), all from before the cut-off."""
     order = np.lexsort((frame["invoice_key"].to_numpy(), frame["invoice_date"].to_physical().to_numpy()))
     n_val = max(1, int(round(len(order) * cfg.val_fraction)))
     return np.sort(order[:-n_val]), np.sort(order[-n_val:])
@@ -276,7 +327,8 @@ def ml_threads() -> int:
 
 def train(train_rows: pl.DataFrame, data_cutoff: date, cfg: TrainConfig | None = None,
           trained_at: str = "") -> PaymentModel:
-    """Train on a feature frame joined to its labels (late, late30, days_to_pay; null = unknown)."""
+    """Train on a feature frame joined to its labels (late, late30, days_to_pay; null = unknown)
+    of invoices issued before `data_cutoff` (backtest.training_rows)."""
     with threadpool_limits(ml_threads()):
         return _train(train_rows, data_cutoff, cfg or TrainConfig(), trained_at)
 
@@ -295,7 +347,9 @@ def _train(train_rows: pl.DataFrame, data_cutoff: date, cfg: TrainConfig, traine
 
     classifiers, kinds = {}, {}
     for target in TARGETS:
-        known = train_rows[target].is_not_null().to_numpy()
+        known = outcome_known(train_rows, target, data_cutoff, cfg.settle_days)
+        if known.sum() < cfg.min_rows:  # too little complete history: every row with a label
+            known = train_rows[target].is_not_null().to_numpy()
         rows, X = train_rows.filter(known), X_all[known]
         fit_idx, val_idx = _split(rows, cfg)
         validation[f"{target}_n_fit_val"] = [len(fit_idx), len(val_idx)]
@@ -316,34 +370,71 @@ def _train(train_rows: pl.DataFrame, data_cutoff: date, cfg: TrainConfig, traine
         kinds[target] = best
         validation[f"{target}_val"] = scores
 
-    paid = train_rows["days_to_pay"].is_not_null().to_numpy()
-    rows, X = train_rows.filter(paid), X_all[paid]
+    known = outcome_known(train_rows, "days_to_pay", data_cutoff, cfg.settle_days)
+    if known.sum() < cfg.min_rows:
+        known = train_rows["days_to_pay"].is_not_null().to_numpy()
+    rows, X = train_rows.filter(known), X_all[known]
     if rows.height < cfg.min_rows:
         raise ValueError(f"only {rows.height} invoices paid before {data_cutoff}: need at least {cfg.min_rows}")
     fit_idx, val_idx = _split(rows, cfg)
     validation["days_to_pay_n_fit_val"] = [len(fit_idx), len(val_idx)]
     y = rows["days_to_pay"].to_numpy().astype(np.float64)
-    resid = y - X[:, MEDIAN_DTP_IDX]
-    timing_candidates = {
-        "hgb_quantile": {"models": [_hgb_quantile(cfg, q).fit(X[fit_idx], resid[fit_idx]) for q in QUANTILES]},
-        "history_residual": {"offsets": np.quantile(y[fit_idx] - X[fit_idx, MEDIAN_DTP_IDX], QUANTILES).tolist()},
-        "customer_median": {"offsets": _median_offsets(resid[fit_idx])},
-    }
-    maes = {}
-    for name, timing in timing_candidates.items():
-        q = predict_quantiles(timing, name, X[val_idx])
-        timing["conformal"] = _conformal(q, y[val_idx])
-        maes[name] = float(np.mean(np.abs(q[:, 1] - y[val_idx])))
-    timing_kind = min(maes, key=lambda k: (maes[k], k))
-    if timing_kind == "hgb_quantile":  # refit on every paid training row; keep the val widening
-        timing_candidates[timing_kind]["models"] = [_hgb_quantile(cfg, q).fit(X, resid) for q in QUANTILES]
-    validation["days_to_pay_val_mae"] = maes
+    timing_kind, timing, choice = _choose_timing(X, y, fit_idx, val_idx, cfg)
+    validation.update(choice)
+    if timing_kind == "hgb_quantile":  # refit on every timing row; keep the blend and widening
+        resid = y - X[:, MEDIAN_DTP_IDX]
+        timing["models"] = [_hgb_quantile(cfg, q, timing["size"]).fit(X, resid) for q in QUANTILES]
+    elif timing_kind == "history_residual":
+        timing["offsets"] = np.quantile(y - X[:, MEDIAN_DTP_IDX], QUANTILES).tolist()
+    else:
+        timing["offsets"] = _median_offsets(y - X[:, MEDIAN_DTP_IDX])
 
     reference = {c: (float(np.nanmedian(X_all[:, i])) if np.isfinite(X_all[:, i]).any() else float("nan"))
                  for i, c in enumerate(ALL_FEATURES)}
-    return PaymentModel(classifiers=classifiers, classifier_kind=kinds, timing=timing_candidates[timing_kind],
+    return PaymentModel(classifiers=classifiers, classifier_kind=kinds, timing=timing,
                         timing_kind=timing_kind, vocab=vocab, reference=reference, data_cutoff=data_cutoff,
                         seed=cfg.seed, n_train=n_available, validation=validation, trained_at=trained_at)
+
+
+def _choose_timing(X: np.ndarray, y: np.ndarray, fit_idx: np.ndarray, val_idx: np.ndarray,
+                   cfg: TrainConfig) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """Every days-to-pay choice, made on the validation slice only (models fitted on the fit slice):
+    the family (customer median / median + residual quantiles / residual trees), the residual-tree
+    size (TIMING_TREE_GRID) and the blend weight of the predicted residual (TIMING_BLEND_GRID), by
+    lowest validation MAE of p50 (ties: the simpler); then the p10/p90 widening of the winner
+    (conformal_widening on the same slice). Returns (kind, timing without fitted models for the
+    refit, validation record)."""
+    resid = y - X[:, MEDIAN_DTP_IDX]
+    Xf, Xv, yv = X[fit_idx], X[val_idx], y[val_idx]
+    maes: dict[str, float] = {}
+    cands: dict[str, tuple[str, dict[str, Any]]] = {
+        "customer_median": ("customer_median", {"offsets": _median_offsets(resid[fit_idx])}),
+        "history_residual": ("history_residual", {"offsets": np.quantile(resid[fit_idx], QUANTILES).tolist()}),
+    }
+    for name, (kind, timing) in cands.items():
+        maes[name] = float(np.mean(np.abs(predict_quantiles(timing, kind, Xv)[:, 1] - yv)))
+    med_val = Xv[:, MEDIAN_DTP_IDX]
+    medians = {}
+    for size in TIMING_TREE_GRID:
+        medians[size] = _hgb_quantile(cfg, 0.5, size).fit(Xf, resid[fit_idx])
+        p50 = medians[size].predict(Xv)
+        for w in TIMING_BLEND_GRID:
+            name = f"hgb_quantile_{size[0]}x{size[1]}_w{w:g}"
+            maes[name] = float(np.mean(np.abs(np.clip(med_val + w * p50, 0.0, None) - yv)))
+            cands[name] = ("hgb_quantile", {"size": size, "blend": w})
+    # simplest first on ties: the baseline, then fewer trees / smaller blend
+    order = list(cands)
+    best = min(order, key=lambda k: (round(maes[k], 9), order.index(k)))
+    kind, timing = cands[best]
+    if kind == "hgb_quantile":
+        lo, hi = (_hgb_quantile(cfg, q, timing["size"]).fit(Xf, resid[fit_idx]) for q in (QUANTILES[0], QUANTILES[2]))
+        timing = {**timing, "models": [lo, medians[timing["size"]], hi]}
+    widen = conformal_widening(predict_quantiles(timing, kind, Xv), yv)
+    timing = {**timing, "widen": widen}
+    q = predict_quantiles(timing, kind, Xv)
+    record = {"days_to_pay_val_mae": maes, "days_to_pay_choice": best, "days_to_pay_widen": list(widen),
+              "days_to_pay_val_coverage_80": float(np.mean((yv >= q[:, 0]) & (yv <= q[:, 2])))}
+    return kind, {k: v for k, v in timing.items() if k != "models"}, record
 
 
 class _Constant:
@@ -361,6 +452,7 @@ DRIVER_GROUPS: dict[str, list[str]] = {
     "days_late": ["mean_days_late", "recent_mean_days_late", "median20_days_late", "last_days_late",
                   "mean_days_to_pay", "recent_mean_days_to_pay", "median20_days_to_pay"],
     "trend": ["trend_days_late"],
+    "season": ["season_excess_days_late"],
     "overdue": ["overdue_count", "overdue_amount_log"],
     "open": ["open_count", "open_amount_log"],
     "history_depth": ["has_history", "hist_count_log", "prev_invoice_count_log"],
@@ -391,6 +483,10 @@ def describe(group: str, row: dict[str, Any]) -> str:
     if group == "trend":
         d = row["trend_days_late"]
         return f"recently paying {abs(d):.0f} days {'later' if d > 0 else 'sooner'} than its average"
+    if group == "season":
+        d, month = row["season_excess_days_late"], row["due_date"].strftime("%B")
+        return (f"pays {abs(d):.0f} days {'later' if d > 0 else 'sooner'} than usual on invoices due in {month}"
+                if round(d) else f"no seasonal pattern for {month}")
     if group == "overdue":
         n = row["overdue_count"]
         return f"{n:.0f} invoices already overdue ({_money(row['overdue_amount'])})" if n else "nothing overdue"
