@@ -18,7 +18,7 @@ from ar_pipeline.lib.forecast.calibration import (
     calibrated_bands,
     calibration_ratios,
     conformal_band,
-    conformal_ranks,
+    plotting_quantile,
     weekly_actual,
     weekly_expected,
 )
@@ -424,16 +424,24 @@ def test_size_excess_and_within_customer_slope_by_hand() -> None:
     assert size_slope(np.array([1.0, 2.0]), np.array([0.5, 0.5]), np.array([0, 0]), 1) == 0.0
 
 
-def test_conformal_band_ranks_on_a_tiny_series() -> None:
-    # n = 9 ratios 0.1 .. 0.9: ranks floor(10 × 0.1) = 1 and ceil(10 × 0.9) = 9 -> min and max
+def test_conformal_band_interpolated_quantiles_on_a_tiny_series() -> None:
+    # n = 9 ratios 0.1 .. 0.9: positions 0.1 × 10 = 1, 0.5 × 10 = 5, 0.9 × 10 = 9 -> r(1), r(5), r(9)
     r = np.arange(1, 10) / 10
-    assert conformal_ranks(9) == (1, 9)
     assert conformal_band(r, 1000.0) == pytest.approx((100.0, 500.0, 900.0))
-    # n = 19: ranks 2 and 18 (the 10% and 90% conformal quantiles)
-    r19 = np.arange(1, 20, dtype=np.float64)
-    assert conformal_ranks(19) == (2, 18)
-    assert conformal_band(r19, 2.0) == pytest.approx((4.0, 20.0, 36.0))
-    # too few (8 < 9) or not finite: no band, the simulation stays
+    # n = 14 ratios 10, 20, .., 140 (shuffled): positions 1.5, 7.5, 13.5 -> halfway between neighbours
+    r14 = np.array([70, 10, 140, 30, 120, 50, 20, 90, 60, 110, 40, 130, 80, 100], dtype=np.float64)
+    assert conformal_band(r14, 2.0) == pytest.approx((30.0, 150.0, 270.0))
+    # n = 26 ratios 1 .. 26 (the default window): positions 2.7, 13.5, 24.3
+    r26 = np.arange(1, 27, dtype=np.float64)
+    assert conformal_band(r26, 1.0) == pytest.approx((2.7, 13.5, 24.3))
+    assert plotting_quantile(r26, 0.1) == pytest.approx(2.7)
+    # the same rule as numpy's (n + 1) plotting position ("weibull") on irregular values
+    rng = np.random.default_rng(3)
+    x = np.sort(rng.lognormal(0.0, 0.3, 23))
+    assert conformal_band(x, 1.0) == pytest.approx(tuple(np.quantile(x, [0.1, 0.5, 0.9], method="weibull")))
+    # too few (8 < 9: position 0.9 × 9 = 8.1 is past the largest), not finite, or below min_n: no band
+    assert plotting_quantile(r[:8], 0.9) is None and plotting_quantile(r[:8], 0.1) is None
+    assert conformal_band(r[:8], 1000.0, min_n=1) is None
     assert conformal_band(r[:8], 1000.0) is None
     assert conformal_band(np.array([np.nan] * 20), 1000.0) is None
     assert conformal_band(r, 1000.0, min_n=20) is None

@@ -6,10 +6,14 @@ forecast dates F' = F - 7j (j >= h) whose week h ended on or before F — so its
 F and nothing after F is read. Each past forecast is rebuilt from the ledger as known at F'
 (model.known_at), exactly as the live forecast and the backtest do. For each of them the ratio
 r = collected / expected of week h (per currency in that currency, and 'ALL' at home value). With n
-ratios sorted r(1) <= ... <= r(n), the 80% band of week h is expected(F, h) × [r(lo), r(hi)] with
-lo = floor((n + 1) × 0.1) and hi = ceil((n + 1) × 0.9) (the finite-sample conformal ranks) and p50
-= expected × the median ratio. When fewer than `min_n` ratios exist (a short history) or lo < 1 or
-hi > n, the week keeps the simulated band.
+ratios sorted r(1) <= ... <= r(n), the 80% band of week h is expected(F, h) × [Q(0.1), Q(0.9)] and
+p50 = expected × Q(0.5), where Q(p) is the (n + 1) plotting-position quantile: position p·(n + 1)
+among the sorted ratios, interpolated linearly between neighbours (numpy's method="weibull"); so
+with n = 26, Q(0.1) lies 70% of the way from r(2) to r(3). (The conservative conformal ranks
+floor/ceil of the same positions cover at least 80% in expectation, about 85% at n = 26; the
+interpolated ones aim at 80% — chosen on the tuning history, see the README.) When fewer than
+`min_n` ratios exist (a short history) or a position falls outside 1..n, the week keeps the
+simulated band.
 """
 
 from __future__ import annotations
@@ -26,24 +30,30 @@ from .model import HORIZON_DAYS, Forecast, ForecastConfig, build_forecast, expec
 ALL = "ALL"
 
 
-def conformal_ranks(n: int, level: float = 0.8) -> tuple[int, int]:
-    """1-based ranks (lo, hi) of the sorted calibration ratios bounding a `level` band."""
-    alpha = (1.0 - level) / 2.0  # 0.09999999999999998 for 0.8: the epsilon keeps 20 × alpha at 2
-    return math.floor((n + 1) * alpha + 1e-9), math.ceil((n + 1) * (1.0 - alpha) - 1e-9)
+def plotting_quantile(sorted_r: np.ndarray, p: float) -> float | None:
+    """Quantile p of sorted values at position p·(n + 1) (1-based), linear between neighbours; None
+    when the position falls outside 1..n (too few values for that quantile)."""
+    n = len(sorted_r)
+    pos = p * (n + 1)
+    if n == 0 or pos < 1 - 1e-9 or pos > n + 1e-9:
+        return None
+    k = min(max(math.floor(pos + 1e-9), 1), n)  # 1-based rank at or below the position
+    frac = min(max(pos - k, 0.0), 1.0)
+    return float(sorted_r[k - 1] + (frac * (sorted_r[k] - sorted_r[k - 1]) if k < n else 0.0))
 
 
 def conformal_band(ratios: np.ndarray, expected: float, level: float = 0.8, min_n: int = 9
                    ) -> tuple[float, float, float] | None:
-    """(p10, p50, p90) = expected × (r(lo), median r, r(hi)) over the finite ratios, or None when
-    there are too few of them for the ranks."""
+    """(p10, p50, p90) = expected × (Q(0.1), Q(0.5), Q(0.9)) of the finite ratios (plotting-position
+    quantiles), or None when there are fewer than `min_n` of them or too few for the band's ends."""
     r = np.sort(ratios[np.isfinite(ratios)])
-    n = len(r)
-    if n < min_n:
+    if len(r) < min_n:
         return None
-    lo, hi = conformal_ranks(n, level)
-    if lo < 1 or hi > n:
+    alpha = (1.0 - level) / 2.0
+    lo, mid, hi = (plotting_quantile(r, p) for p in (alpha, 0.5, 1.0 - alpha))
+    if lo is None or mid is None or hi is None:
         return None
-    return float(expected * r[lo - 1]), float(expected * np.median(r)), float(expected * r[hi - 1])
+    return float(expected * lo), float(expected * mid), float(expected * hi)
 
 
 def weekly_expected(fc: Forecast) -> dict[str, np.ndarray]:
