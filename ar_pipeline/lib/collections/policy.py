@@ -153,7 +153,7 @@ class CollectionsPolicy(_Strict):
     exclusions: Exclusions = Field(default_factory=Exclusions)
     escalation: Escalation | None = None
     risk_bands: list[str] = Field(
-        default=["low", "medium", "high", "severe"],
+        default=["low", "medium", "high", "very_high"],
         description="Risk bands of analytics.customer_risk_scores from best to worst (for risk_band_jump).",
     )
     tone: ToneRules = Field(default_factory=ToneRules)
