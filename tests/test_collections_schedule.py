@@ -312,9 +312,9 @@ def test_hourly_send_job_is_off_by_default_and_sends_when_run(tmp_path: Path, mo
 def test_policy_risk_bands_are_the_bands_the_risk_scores_use() -> None:
     """risk_band_jump compares positions in policy.risk_bands: they must be the scores' own bands."""
     from ar_pipeline.lib.collections.policy import CollectionsPolicy, find_policy, load_policy
-    from ar_pipeline.lib.prediction.score import band
+    from ar_pipeline.lib.prediction.score import DEFAULT_BANDS
 
-    bands = list(dict.fromkeys(band(score) for score in range(101)))  # best to worst
+    bands = DEFAULT_BANDS.order()  # best to worst, as ingest_configs/analytics/risk_bands.yaml ships them
     assert load_policy(find_policy(INGEST_CONFIGS)).risk_bands == bands
     assert CollectionsPolicy.model_validate({"kind": "collections_policy", "levels": POLICY["levels"]}).risk_bands \
         == bands
