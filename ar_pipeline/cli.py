@@ -831,8 +831,9 @@ def cash_match_eval(json_path: Path | None) -> None:
     Matches the bank-statement lines under AR_LANDING_DIR/bank (Stripe payouts included) and the
     unapplied money in the marts (QuickBooks unapplied payments, Stripe charges tied to no invoice)
     against the open invoices and Stripe payouts in the marts (as built by `ar-pipeline run`), and
-    compares with AR_LANDING_DIR/_ground_truth/bank_matches.parquet and stripe_unapplied_charges.parquet.
-    QuickBooks unapplied payments have no truth: only their counts are shown.
+    compares with AR_LANDING_DIR/_ground_truth/bank_matches.parquet, stripe_unapplied_charges.parquet
+    and quickbooks_unapplied_payments.parquet (without that file, QuickBooks unapplied payments are
+    only counted).
     """
     import json
 
@@ -853,7 +854,9 @@ def cash_match_eval(json_path: Path | None) -> None:
         out = suggestions_from_warehouse(conn, paths.landing_dir, paths.ingest_config_dir / "analytics", as_of)
         invoices = conn.sql("SELECT invoice_key, source, source_invoice_id FROM marts.fct_invoices").pl()
     stripe_truth = pl.read_parquet(stripe_path) if stripe_path.exists() else None
-    result = evaluate(out, pl.read_parquet(truth_path), invoices, stripe_truth)
+    qbo_path = paths.landing_dir / "_ground_truth" / "quickbooks_unapplied_payments.parquet"
+    qbo_truth = pl.read_parquet(qbo_path) if qbo_path.exists() else None
+    result = evaluate(out, pl.read_parquet(truth_path), invoices, stripe_truth, qbo_truth)
     click.echo(f"Cash application as of {as_of}: {result['bank_lines']} bank lines, "
                f"{result['payable_lines']} pay open invoices or are Stripe payouts")
     click.echo(f"  auto-applied {result['auto_applied']}, correct {result['correct_auto_applied']}")
@@ -872,8 +875,14 @@ def cash_match_eval(json_path: Path | None) -> None:
     for name, s in [*result["by_source"].items(), ("overall", result["overall"])]:
         click.echo(f"    {name:<21} {s['lines']:>6} {num(s['payable']):>6} {s['auto_applied']:>6} "
                    f"{num(s['correct_auto_applied']):>6} {pct(s['precision']):>8} {pct(s['recall']):>8}")
-    click.echo("    (quickbooks_unapplied: the generator does not say which invoice these pay, so no truth; "
-               "overall pools the sources with truth)")
+    q = result["by_source"]["quickbooks_unapplied"]
+    if "by_pattern" in q:
+        click.echo("  quickbooks_unapplied by pattern (payments / auto-applied / correct):")
+        for row in q["by_pattern"]:
+            click.echo(f"    {row['pattern']:<14} {row['lines']:>6} {row['auto_applied']:>6} {row['correct']:>6}")
+        click.echo("    (overpayment, on_account and ambiguous pay no identifiable invoice: auto-applying is wrong)")
+    else:
+        click.echo(f"    (no {qbo_path.name}: quickbooks_unapplied only counted; overall pools the sources with truth)")
     if json_path:
         json_path.write_text(json.dumps({"as_of_date": str(as_of), **result}, indent=2, default=str))
         click.echo(f"Wrote {json_path}")

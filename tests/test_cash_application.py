@@ -272,6 +272,37 @@ def test_evaluate_scores_payout_lines_and_stripe_unapplied_charges() -> None:
     assert res["overall"]["auto_applied"] == 3 and res["overall"]["correct_auto_applied"] == 2
 
 
+def test_evaluate_scores_quickbooks_unapplied_payments_on_their_truth() -> None:
+    """A QuickBooks payment auto-applied to the invoice it pays is correct; auto-applying an overpaid
+    part (truth: on account) is a false positive; a payment with no clear answer (two open invoices
+    of its amount) counts as paying nothing identifiable and is not auto-applied."""
+    def qbo(pid: str, amount: float, cid: str, name: str) -> dict:
+        return {"payment_key": f"unapplied:quickbooks:{pid}:unapplied", "payment_source": "unapplied_payment",
+                "payment_date": date(2026, 6, 30), "amount": amount, "currency": "USD", "reference": None,
+                "payer_name": name, "customer_id": cid}
+
+    pays = pl.DataFrame([qbo("9", 99.5, "c1", "Acme Widgets Inc"), qbo("10", 350.5, "c1", "Acme Widgets Inc"),
+                         qbo("11", 800.0, "c2", "Blue Harbor Logistics LLC")], schema=PAYMENT_COLUMNS)
+    out = match_payments(pays, BOOK, CFG)
+    book = BOOK.with_columns(pl.col("invoice_key").str.split(":").list.first().alias("source"),
+                             pl.col("invoice_key").str.split(":").list.last().alias("source_invoice_id"))
+    bank_truth = pl.DataFrame(schema={"bank_reference": pl.String, "pattern": pl.String, "source": pl.String,
+                                      "source_invoice_id": pl.String, "invoice_number": pl.String})
+    q_truth = pl.DataFrame([
+        {"payment_id": "9", "pattern": "exact", "identifiable": True, "source": "q", "source_invoice_id": "3"},
+        {"payment_id": "10", "pattern": "overpayment", "identifiable": True, "source": "q",
+         "source_invoice_id": None},
+        {"payment_id": "11", "pattern": "ambiguous", "identifiable": False, "source": "q", "source_invoice_id": "4"},
+    ])
+    q = evaluate(out, bank_truth, book, None, q_truth)["by_source"]["quickbooks_unapplied"]
+    assert (q["lines"], q["payable"], q["auto_applied"], q["correct_auto_applied"]) == (3, 1, 2, 1)
+    assert (q["precision"], q["recall"]) == (0.5, 1.0)
+    assert [(w["payment_id"], w["pattern"], w["want"], w["got"]) for w in q["wrong"]] == [
+        ("10", "overpayment", "", "q:2")]
+    by = {r["pattern"]: (r["lines"], r["auto_applied"], r["correct"]) for r in q["by_pattern"]}
+    assert by == {"ambiguous": (1, 0, 0), "exact": (1, 1, 1), "overpayment": (1, 1, 0)}
+
+
 # ----------------------------------------------------------------------------- generated truth
 @pytest.mark.parametrize("seed", [42, 7])
 def test_generated_bank_lines_precision_and_recall(tmp_path: Path, seed: int) -> None:
@@ -311,6 +342,36 @@ def test_generated_bank_lines_precision_and_recall(tmp_path: Path, seed: int) ->
     by = {r["pattern"]: r for r in result["by_pattern"]}
     assert by["noise"]["auto_applied"] == 0
     assert by["stripe_payout"]["lines"] > 0 and by["stripe_payout"]["correct"] == by["stripe_payout"]["lines"]
+    # QuickBooks payments not yet applied (customer known, no reference) against the invoices they pay
+    q_pays = _qbo_unapplied_payments(tmp_path)
+    q_truth = pl.read_parquet(gt / "quickbooks_unapplied_payments.parquet")
+    both = evaluate(match_payments(pl.concat([bank, q_pays]), book, CFG, payouts), truth, book, None, q_truth)
+    q = both["by_source"]["quickbooks_unapplied"]
+    assert q["lines"] == q_pays.height and q["payable"] > 15, q
+    assert q["precision"] >= 0.99, q["wrong"]
+    by_q = {r["pattern"]: r for r in q["by_pattern"]}
+    # one invoice's exact open amount: the only fit, auto-applied; nothing identifiable: never auto-applied
+    assert by_q["exact"]["correct"] == by_q["exact"]["lines"] > 10, by_q
+    assert all(by_q[k]["auto_applied"] == 0 for k in ("overpayment", "on_account", "ambiguous") if k in by_q), by_q
+    # the target on everything with truth together (short-pays without a reference and two-invoice
+    # payments of customers with many open invoices go to review: QuickBooks alone can fall below 90%)
+    assert both["overall"]["precision"] >= 0.99 and both["overall"]["recall"] >= 0.90, both["overall"]
+
+
+def _qbo_unapplied_payments(landing: Path) -> pl.DataFrame:
+    """The QuickBooks payment pages' unapplied amounts as the marts list them (PAYMENT_COLUMNS)."""
+    import json
+
+    rows = [
+        {"payment_key": f"unapplied:quickbooks:{p['Id']}:unapplied", "payment_source": "unapplied_payment",
+         "payment_date": date.fromisoformat(p["TxnDate"]), "amount": float(p["UnappliedAmt"]),
+         "currency": p["CurrencyRef"]["value"], "reference": None, "payer_name": None,
+         "customer_id": f"quickbooks:{p['CustomerRef']['value']}"}
+        for f in sorted((landing / "quickbooks" / "payment").glob("*.json"))
+        for p in json.loads(f.read_text())["QueryResponse"]["Payment"]
+        if float(p["UnappliedAmt"]) > 0
+    ]
+    return pl.DataFrame(rows, schema=PAYMENT_COLUMNS)
 
 
 def _truth_customer_names(cfg, sim, landing: Path) -> pl.DataFrame:

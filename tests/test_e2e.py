@@ -155,6 +155,20 @@ def test_cash_application_on_generated_bank_lines(pipeline) -> None:
     stripe_truth = pl.read_parquet(pipeline["landing"] / "_ground_truth" / "stripe_unapplied_charges.parquet")
     s = evaluate(out, truth, invoices, stripe_truth)["by_source"]["stripe_unapplied"]
     assert s["lines"] == stripe_truth.height and s["precision"] >= 0.99 and s["recall"] >= 0.9, s
+    # QuickBooks payments not yet applied: the generator says which open invoices each pays; the
+    # overpaid parts of regular payments, deposits on account and payments with no clear answer (the
+    # customer has two open invoices of that amount) pay no identifiable invoice: never auto-applied
+    qbo_truth = pl.read_parquet(pipeline["landing"] / "_ground_truth" / "quickbooks_unapplied_payments.parquet")
+    full = evaluate(out, truth, invoices, stripe_truth, qbo_truth)
+    q = full["by_source"]["quickbooks_unapplied"]
+    assert q["lines"] == qbo_truth["payment_id"].n_unique() and q["payable"] >= 10, q
+    assert q["precision"] >= 0.99 and q["recall"] >= 0.9, q["wrong"]
+    by_q = {r["pattern"]: r for r in q["by_pattern"]}
+    assert {"exact", "overpayment"} <= set(by_q)
+    assert all(by_q[k]["auto_applied"] == 0 for k in ("overpayment", "on_account", "ambiguous") if k in by_q)
+    o = full["overall"]
+    assert o["lines"] == result["bank_lines"] + s["lines"] + q["lines"]
+    assert o["precision"] >= 0.99 and o["recall"] >= 0.9, o
 
 
 def test_stripe_payouts_reconcile_to_the_cent_and_equal_truth(pipeline) -> None:

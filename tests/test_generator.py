@@ -727,3 +727,56 @@ def test_stripe_charges_outside_the_invoice_flow(medium):
         c = loose[row["charge_id"]]
         # the invoice stays open in Stripe, for the charge's amount and customer
         assert inv["status"] == "open" and inv["amount_remaining"] == c["amount"] and inv["customer"] == c["customer"]
+
+
+def test_qbo_unapplied_payments_truth_matches_the_pages(medium):
+    """Every QuickBooks payment with UnappliedAmt has a truth row; a stand-alone one pays invoices of
+    its customer still open at the end (its amount = their open balance, or a short-pay within the
+    rule), dated between the latest invoice's date and the end; the overpaid part of a regular payment
+    pays nothing; an 'ambiguous' payment's customer has another open invoice of the same amount."""
+    from ar_pipeline.lib.generator.qbo_unapplied import short_pay_ok
+
+    root, _summary, cfg = medium
+    invs = {r["Id"]: r for r in qbo(root, "invoice", "Invoice")}
+    pays = {p["Id"]: p for p in qbo(root, "payment", "Payment") if Decimal(p["UnappliedAmt"]) > 0}
+    truth = pl.read_parquet(root / "_ground_truth" / "quickbooks_unapplied_payments.parquet")
+    assert set(truth["payment_id"]) == set(pays)
+    open_by_cust: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for r in invs.values():
+        if Decimal(r["Balance"]) > 0:
+            open_by_cust[(r["CustomerRef"]["value"], r["CurrencyRef"]["value"])].append(money_minor(r["Balance"]))
+    bank = pl.read_parquet(root / "_ground_truth" / "bank_matches.parquet").filter(pl.col("source") == "quickbooks")
+    paid_twice = set(bank["source_invoice_id"].drop_nulls()) & set(truth["source_invoice_id"].drop_nulls())
+    assert not paid_twice  # the bank lines do not pay them again
+    assert truth["source_invoice_id"].drop_nulls().is_unique().all()
+    patterns = defaultdict(int)
+    for (pid,), rows in truth.group_by("payment_id"):
+        p = pays[pid]
+        pattern = rows["pattern"][0]
+        patterns[pattern] += 1
+        amount = money_minor(p["UnappliedAmt"])
+        assert rows["unapplied_amount_minor"].to_list() == [amount] * rows.height
+        if pattern in ("overpayment", "on_account"):
+            assert rows.height == 1 and rows["source_invoice_id"][0] is None
+            assert (len(p["Line"]) > 0) == (pattern == "overpayment"), pid
+            continue
+        assert p["Line"] == [] and Decimal(p["TotalAmt"]) == Decimal(p["UnappliedAmt"])
+        paid = [invs[i] for i in rows["source_invoice_id"]]
+        pay_day = date.fromisoformat(p["TxnDate"])
+        opens = [money_minor(i["Balance"]) for i in paid]
+        assert rows["open_amount_minor"].to_list() == opens
+        for i in paid:
+            assert i["CustomerRef"]["value"] == p["CustomerRef"]["value"]
+            assert i["CurrencyRef"]["value"] == p["CurrencyRef"]["value"]
+            assert date.fromisoformat(i["TxnDate"]) <= pay_day <= cfg.end_date
+            assert money_minor(i["Balance"]) > 0 and pid not in {x["TxnId"] for x in i["LinkedTxn"]}
+        need = sum(opens)
+        same = open_by_cust[(p["CustomerRef"]["value"], p["CurrencyRef"]["value"])].count(opens[0])
+        if pattern == "short_pay":
+            assert len(paid) == 1 and short_pay_ok(need - amount, need), pid
+        else:
+            assert amount == need and len(paid) == (2 if pattern == "two_invoices" else 1), pid
+        assert rows["identifiable"].all() == (pattern != "ambiguous")
+        assert (same > 1) == (pattern == "ambiguous"), pid
+    assert patterns["exact"] >= 10 and patterns["overpayment"] > 0 and patterns["two_invoices"] > 0, patterns
+    assert patterns["exact"] > 0.5 * sum(n for k, n in patterns.items() if k != "overpayment")

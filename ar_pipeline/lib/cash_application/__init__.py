@@ -159,18 +159,23 @@ def evaluate(
     truth: pl.DataFrame,
     invoices: pl.DataFrame,
     stripe_truth: pl.DataFrame | None = None,
+    quickbooks_truth: pl.DataFrame | None = None,
 ) -> dict[str, object]:
     """Precision and recall of auto-applied matches against the generator's truth.
 
     `truth`: _ground_truth/bank_matches.parquet (a line pays invoices, or is a Stripe payout naming
     `payout_id`, or pays nothing); `stripe_truth`: _ground_truth/stripe_unapplied_charges.parquet;
-    `invoices`: invoice_key, source, source_invoice_id (to name truth invoices by key). A payment is
-    correctly auto-matched when it is auto-applied to exactly the invoices it pays (or to its payout).
-    Precision = correct / auto-applied; recall = correct / payments that pay something.
+    `quickbooks_truth`: _ground_truth/quickbooks_unapplied_payments.parquet (a payment pays invoices,
+    or nothing: on account, an overpaid part, or `identifiable` false where the books give no clear
+    answer, so auto-applying it counts as wrong); `invoices`: invoice_key, source, source_invoice_id
+    (to name truth invoices by key). A payment is correctly auto-matched when it is auto-applied to
+    exactly the invoices it pays (or to its payout). Precision = correct / auto-applied; recall =
+    correct / payments that pay something identifiable.
 
     Top-level figures are the bank lines' (with `by_pattern` and `wrong`); `by_source` has bank lines,
-    Stripe unapplied charges and QuickBooks unapplied payments (no truth: counts only, precision and
-    recall None); `overall` pools the sources that have truth."""
+    Stripe unapplied charges and QuickBooks unapplied payments (without `quickbooks_truth`: counts
+    only, precision and recall None; with it also its `by_pattern` and `wrong`); `overall` pools the
+    sources that have truth."""
     keys = invoices.select("invoice_key", "source", "source_invoice_id")
     t = truth.join(keys, on=["source", "source_invoice_id"], how="left")
     if "payout_id" not in t.columns:
@@ -218,14 +223,40 @@ def evaluate(
         pooled.append(s.pop("_frame").select("want", "got", "auto"))
         by_source["stripe_unapplied"] = s
     q = unapplied.filter(pl.col("src") == "quickbooks")
-    by_source["quickbooks_unapplied"] = {
-        "lines": q.height,
-        "payable": None,
-        "auto_applied": int(q["auto"].sum()),
-        "correct_auto_applied": None,
-        "precision": None,
-        "recall": None,
-    }
+    if quickbooks_truth is not None:
+        qt = (
+            quickbooks_truth.join(keys, on=["source", "source_invoice_id"], how="left")
+            .group_by("payment_id")
+            .agg(
+                pl.col("pattern").first(),
+                pl.when(pl.col("identifiable").all()).then(_keys("invoice_key")).otherwise(pl.lit("")).alias("want"),
+            )
+        )
+        qg = q.with_columns(
+            pl.col("payment_key").str.extract(r"^unapplied:quickbooks:(.+):unapplied$").alias("payment_id")
+        )
+        qs = _score(qt.join(qg.drop("match_pattern"), on="payment_id", how="left"))
+        qj = qs.pop("_frame")
+        pooled.append(qj.select("want", "got", "auto"))
+        qs["by_pattern"] = (
+            qj.group_by("pattern")
+            .agg(lines=pl.len(), auto_applied=pl.col("auto").sum(), correct=pl.col("correct").sum())
+            .sort("pattern")
+            .to_dicts()
+        )
+        qs["wrong"] = (
+            qj.filter(pl.col("auto") & ~pl.col("correct")).select("payment_id", "pattern", "want", "got").to_dicts()
+        )
+        by_source["quickbooks_unapplied"] = qs
+    else:
+        by_source["quickbooks_unapplied"] = {
+            "lines": q.height,
+            "payable": None,
+            "auto_applied": int(q["auto"].sum()),
+            "correct_auto_applied": None,
+            "precision": None,
+            "recall": None,
+        }
     overall = _score(pl.concat(pooled))
     overall.pop("_frame")
     return {

@@ -152,6 +152,7 @@ def generate(cfg: GeneratorConfig) -> GenerationSummary:
             "creditmemo": (q.creditmemos, q.creditmemo_expr, None),
         }
         qbo_ids = q.invoice_ids
+        qbo_truth = {"quickbooks_unapplied_payments": q.unapplied_truth}
         del q
         total_pages = sum(pages(df, QBO_PAGE) for df, _, _ in qframes.values())
         if progress:
@@ -209,7 +210,7 @@ def generate(cfg: GeneratorConfig) -> GenerationSummary:
         summary.records[("reference", "fx_rates")] = fx_rows
         summary.files[("reference", "fx_rates")] = 1
         writer.bytes += fx_bytes
-        tables = truth.build(sim, qbo_ids, s_keep) | stripe_truth
+        tables = truth.build(sim, qbo_ids, s_keep) | stripe_truth | qbo_truth
         # bank credits for cash application: own RNG stream, so nothing above changes
         bank_lines, bank_truth = bank.build(sim, tables, s_keep["customers"], cfg.seed, s_keep["payouts"])
         # Stripe drafts with injected pre-send mistakes: own RNG stream, drafts are not AR

@@ -112,11 +112,13 @@ def build(
     n_lines = min(3000, max(10, int(round(0.3 * len(recs)))))
     order = rng.permutation(len(recs))
     used: set[int] = set()
-    # invoices a Stripe charge outside the invoice flow already paid are not paid again by the bank
-    paid = truth_tables.get("stripe_unapplied_charges")
-    if paid is not None:
-        taken = set(paid["source_invoice_id"].drop_nulls().to_list())
-        used |= {i for i, r in enumerate(recs) if r["source"] == "stripe" and r["source_invoice_id"] in taken}
+    # invoices a Stripe charge outside the invoice flow or a QuickBooks payment not yet applied
+    # already paid are not paid again by the bank
+    for name, source in (("stripe_unapplied_charges", "stripe"), ("quickbooks_unapplied_payments", "quickbooks")):
+        paid = truth_tables.get(name)
+        if paid is not None:
+            taken = set(paid["source_invoice_id"].drop_nulls().to_list())
+            used |= {i for i, r in enumerate(recs) if r["source"] == source and r["source_invoice_id"] in taken}
     lines, truth = [], []
     fx_ok = CURRENCIES[0]
     for i in order:

@@ -67,6 +67,45 @@ class QboOut:
     creditmemo_expr: pl.Expr
     invoice_ids: pl.DataFrame  # inv, Id, DocNumber
     invoice_prepare: Callable[[pl.DataFrame], pl.DataFrame]  # adds lines_j to a write slice
+    unapplied_truth: pl.DataFrame  # _ground_truth/quickbooks_unapplied_payments (see _unapplied_truth)
+
+
+def _unapplied_truth(sim: Sim, pays: pl.DataFrame, invoice_ids: pl.DataFrame) -> pl.DataFrame:
+    """One row per (QuickBooks payment with UnappliedAmt > 0, invoice it pays): stand-alone unapplied
+    payments name the open invoice(s) they are for (qbo_unapplied; pattern on_account = none); the
+    overpaid part of a regular payment (pattern overpayment) pays no invoice: it stays on account.
+    `identifiable` is false where the books give no clear answer (auto-applying it is a guess)."""
+    alone = (
+        pays.filter(pl.col("kind") == 1)
+        .select(pl.col("Id").alias("payment_id"), "src_key", pl.col("unapplied").alias("unapplied_amount_minor"))
+        .join(sim.unapplied_truth, on="src_key", how="inner")
+        .join(invoice_ids, on="inv", how="left")
+        .select(
+            "payment_id",
+            "pattern",
+            "identifiable",
+            "unapplied_amount_minor",
+            pl.col("Id").alias("source_invoice_id"),
+            pl.col("DocNumber").alias("invoice_number"),
+            pl.col("open_minor").alias("open_amount_minor"),
+        )
+    )
+    over = pays.filter((pl.col("kind") == 0) & (pl.col("unapplied") > 0)).select(
+        pl.col("Id").alias("payment_id"),
+        L("overpayment").alias("pattern"),
+        L(True).alias("identifiable"),
+        pl.col("unapplied").alias("unapplied_amount_minor"),
+        L(None, dtype=pl.String).alias("source_invoice_id"),
+        L(None, dtype=pl.String).alias("invoice_number"),
+        L(None, dtype=pl.Int64).alias("open_amount_minor"),
+    )
+    return (
+        pl.concat([alone, over], how="vertical_relaxed")
+        .with_columns(L("quickbooks").alias("source"))
+        .select("payment_id", "pattern", "identifiable", "unapplied_amount_minor", "source",
+                "source_invoice_id", "invoice_number", "open_amount_minor")
+        .sort(pl.col("payment_id").cast(pl.Int64), "source_invoice_id")
+    )
 
 
 # sim.invoices columns the QuickBooks invoices use
@@ -203,7 +242,7 @@ def build(sim: Sim) -> QboOut:
         L(0, dtype=pl.Int64).alias("applied"),
         L(1).alias("kind"),
         pl.col("amount").alias("unapplied"),
-        pl.int_range(0, ua.height).alias("src_key"),
+        "src_key",
     )
     cr = sim.credits.filter(pl.col("source") == QBO).sort("credit_day", "inv")
     cr = cr.with_columns(cm_local=pl.int_range(0, cr.height))
@@ -705,6 +744,7 @@ def build(sim: Sim) -> QboOut:
     cu = cu.with_columns(street_s=pl.col("street_s"), addr_id=pl.col("addr_id"))
 
     invoice_ids = iv.select("inv", "Id", "DocNumber")
+    unapplied_truth = _unapplied_truth(sim, pays, invoice_ids)
     iv = _narrow(iv, invoice_expr, "inv", "cust")
     pays = _narrow(pays, payment_expr)
     cr = _narrow(cr, creditmemo_expr)
@@ -719,4 +759,5 @@ def build(sim: Sim) -> QboOut:
         creditmemo_expr=creditmemo_expr,
         invoice_ids=invoice_ids,
         invoice_prepare=invoice_prepare,
+        unapplied_truth=unapplied_truth,
     )

@@ -13,6 +13,7 @@ from datetime import date
 import numpy as np
 import polars as pl
 
+from . import qbo_unapplied
 from .config import GeneratorConfig
 
 EPOCH = date(1970, 1, 1)
@@ -86,7 +87,8 @@ class Sim:
     applications: pl.DataFrame  # cash applications (payment parts) dated <= end
     credits: pl.DataFrame  # QBO credit memos / Stripe pre-payment credit notes existing at end
     fx: np.ndarray  # (4, n_days) rate * 1e6, USD per unit
-    unapplied: pl.DataFrame  # QBO stand-alone unapplied payments
+    unapplied: pl.DataFrame  # QBO stand-alone unapplied payments (cust, day, amount, src_key)
+    unapplied_truth: pl.DataFrame  # what each pays (qbo_unapplied.build)
     drafts: pl.DataFrame  # Stripe draft invoices (not AR)
     refunds: pl.DataFrame  # Stripe refunds (+ post-payment credit notes)
     disputes: pl.DataFrame  # Stripe disputes
@@ -627,9 +629,9 @@ def simulate(cfg: GeneratorConfig) -> Sim:
             * 100
         )
         ua = np.maximum(ua, 1000)
-    else:
-        uc = ud = ua = np.zeros(0, dtype=np.int64)
-    unapplied = pl.DataFrame({"cust": uc, "day": ud, "amount": ua})
+        # these draws only keep the main stream's later draws unchanged: the stand-alone unapplied
+        # payments (with the invoices they pay) are drawn from their own stream (qbo_unapplied)
+        del uc, ud, ua
 
     # ---------------------------------------------------------------- Stripe drafts
     scust = np.flatnonzero((C["source"] == STRIPE) & (counts > 0))
@@ -756,6 +758,25 @@ def simulate(cfg: GeneratorConfig) -> Sim:
             "is_last": p_last,
         }
     )
+    open_qbo = invoices.filter((pl.col("source") == QBO) & (pl.col("status") == "open")).select(
+        "inv",
+        "cust",
+        "day",
+        "currency",
+        open_minor=pl.col("total")
+        - pl.col("paid_sum")
+        - pl.when(pl.col("credit_applied_by_end")).then(pl.col("credit_amount")).otherwise(0),
+    ).filter(pl.col("open_minor") > 0)
+    unapplied, unapplied_truth = qbo_unapplied.build(
+        cfg.seed,
+        open_qbo,
+        customers.filter((pl.col("source") == QBO) & (pl.col("n_invoices") > 0)).select(
+            "cust", c_start=pl.Series(C["c_start"][qcust]), c_end=pl.Series(C["c_end"][qcust]),
+            med_cents=pl.Series(C["med_cents"][qcust]),
+        ),
+        int((src == QBO).sum()),
+        end,
+    )
     credits = invoices.filter(pl.col("has_credit")).select(
         "inv",
         "cust",
@@ -778,6 +799,7 @@ def simulate(cfg: GeneratorConfig) -> Sim:
         credits=credits,
         fx=fx,
         unapplied=unapplied,
+        unapplied_truth=unapplied_truth,
         drafts=drafts,
         refunds=refunds,
         disputes=disputes,
