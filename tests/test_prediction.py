@@ -14,7 +14,14 @@ from ar_pipeline.lib.generator import GeneratorConfig, generate
 from ar_pipeline.lib.prediction.backtest import evaluate, run_backtest, run_rolling, split, training_rows
 from ar_pipeline.lib.prediction.data import History
 from ar_pipeline.lib.prediction.features import ALL_FEATURES, build_features, label_frame
-from ar_pipeline.lib.prediction.model import TrainConfig, conformal_widening, outcome_known, train
+from ar_pipeline.lib.prediction.model import (
+    TrainConfig,
+    choose_on_folds,
+    conformal_widening,
+    outcome_known,
+    timing_folds,
+    train,
+)
 from ar_pipeline.lib.prediction.score import (
     DEFAULT_BANDS,
     RiskBand,
@@ -260,6 +267,50 @@ def test_conformal_widening_by_hand() -> None:
     lo2, hi2 = conformal_widening(np.tile([10.0, 20.0, 30.0], (19, 1)), y2)
     assert lo2 == -2.0 and hi2 == -18.0  # 18th smallest of 10 - y2 = -2; of y2 - 30: -18
     assert conformal_widening(q[:0], y[:0]) == (0.0, 0.0)
+
+
+def test_timing_folds_are_backtests_inside_the_training_period() -> None:
+    # 20 rows issued on days 1..20 in shuffled order, due 2 days and paid 3 days after issue, except
+    # day 5's, paid on day 30; 3 validation blocks of 20% = 4 rows: days 9-12, 13-16, 17-20
+    days = [7, 3, 19, 1, 12, 15, 5, 20, 9, 2, 14, 11, 18, 4, 16, 6, 10, 13, 8, 17]
+    day0 = D("2025-01-01") - timedelta(days=1)
+    frame = pl.DataFrame({"invoice_key": [f"k{d:02d}" for d in days],
+                          "invoice_date": [day0 + timedelta(days=d) for d in days],
+                          "due_date": [day0 + timedelta(days=d + 2) for d in days],
+                          "paid_date": [day0 + timedelta(days=30 if d == 5 else d + 3) for d in days]})
+    day = np.array(days)
+
+    def as_days(folds):
+        return [(sorted(day[f].tolist()), sorted(day[v].tolist())) for f, v in folds]
+
+    cfg = TrainConfig(val_fraction=0.2, timing_folds=3, min_rows=1, settle_days=5)
+    # fold cut-off c = the block's first issue day; fit rows: issued before it, due <= c - 5, paid < c
+    assert as_days(timing_folds(frame, cfg)) == [
+        ([1, 2], [9, 10, 11, 12]),                      # c 9: due <= 4 → issued <= 2
+        ([1, 2, 3, 4, 6], [13, 14, 15, 16]),           # c 13: due <= 8 → issued <= 6; day 5 paid on 30
+        ([1, 2, 3, 4, 6, 7, 8, 9, 10], [17, 18, 19, 20]),  # c 17: due <= 12 → issued <= 10
+    ]
+    # a fold with fewer than min_rows fit rows is dropped
+    three = TrainConfig(val_fraction=0.2, timing_folds=3, min_rows=3, settle_days=5)
+    assert [v for _, v in as_days(timing_folds(frame, three))] == [[13, 14, 15, 16], [17, 18, 19, 20]]
+    # none left: the single latest-issued slice, fitted on every earlier row
+    fifty = TrainConfig(val_fraction=0.2, timing_folds=3, min_rows=50, settle_days=5)
+    assert as_days(timing_folds(frame, fifty)) == [(list(range(1, 17)), [17, 18, 19, 20])]
+
+
+def test_choose_on_folds_needs_a_win_on_every_fold() -> None:
+    maes = {
+        "customer_median": [5.0, 6.0, 5.0],   # mean 5.33
+        "history_residual": [5.0, 6.0, 4.9],  # mean 5.30: never worse → eligible
+        "trees_a": [4.0, 6.5, 4.0],           # mean 4.83, but worse than the median on fold 2
+        "trees_b": [4.8, 5.9, 4.8],           # mean 5.17: the best of the eligible ones
+    }
+    assert choose_on_folds(maes) == "trees_b"
+    # drop trees_b: history_residual (5.30) beats the median (5.33)
+    assert choose_on_folds({k: v for k, v in maes.items() if k != "trees_b"}) == "history_residual"
+    # nothing eligible beats it: the median ships; equal means go to the simpler (earlier) one
+    assert choose_on_folds({"customer_median": [5.0, 5.0], "trees": [1.0, 5.5]}) == "customer_median"
+    assert choose_on_folds({"customer_median": [5.0, 5.0], "trees": [5.0, 5.0]}) == "customer_median"
 
 
 def test_rolling_coverage_near_80_percent(demo) -> None:

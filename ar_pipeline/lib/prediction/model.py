@@ -7,8 +7,15 @@ Protocol (`train(rows, cutoff)`; `rows` = what was known at the cut-off, backtes
    after it, days to pay when paid and due at least `settle_days` (90) before the cut-off.
    Otherwise the most recent rows are a censored sample (only the invoices paid quickly), which
    taught the days-to-pay model that "recent invoices pay sooner than the customer's median".
-2. Validation slice: per target, the latest-issued `val_fraction` (20%) of those rows; the rest
-   is the fit slice. Candidates are fitted on the fit slice and compared on the validation slice.
+2. Validation, classifiers: per target, the latest-issued `val_fraction` (20%) of those rows; the
+   rest is the fit slice. Candidates are fitted on the fit slice and compared on the validation slice.
+   Validation, days to pay (`timing_folds`): `timing_folds` (3) rolling blocks of 20% of the rows
+   each, the last one the latest-issued; each is a small backtest inside the training period: its
+   fold cut-off is its first issue date c, and the candidates are fitted only on what the real
+   protocol would have known at c (issued before the block, due >= `settle_days` before c, paid
+   before c), so the fitted model is months older than the invoices it predicts, as in production.
+   (One 20% slice fitted on every row just before it chose residual trees that lost to the
+   customer's median at 3 of 12 rolling backtest cut-offs.)
 3. Classifiers: a regularised logistic regression on the customer-history aggregates
    (LOGISTIC_FEATURES, standardised; C in {0.1, 1}) and a HistGradientBoosting model on every
    feature; highest validation AUC wins, but boosting must beat the logistic model by AUC_MARGIN
@@ -20,13 +27,17 @@ Protocol (`train(rows, cutoff)`; `rows` = what was known at the cut-off, backtes
    rolling median, band from the residual quantiles), "history_residual" (median + residual
    quantiles) and quantile HistGradientBoosting of the residual around the rolling median, for
    every tree size in TIMING_TREE_GRID and every blend weight of the predicted residual in
-   TIMING_BLEND_GRID (p50 = median + w x residual): the lowest validation MAE wins (ties: the
-   simpler), so the baseline ships when nothing beats it. Trees use the quantile (pinball) loss:
-   p50 minimises absolute error, which is what the MAE scores.
-5. Interval: the winner's p10/p90 (fitted on the fit slice) are widened or narrowed on the
-   validation slice by split-conformal calibration, each end apart (`conformal_widening`), so
-   that ~10% of payments fall below p10 and ~10% above p90; the offsets are kept for the refit.
-6. The winner is refitted on every row of step 1 (trees), or its offsets recomputed (baselines).
+   TIMING_BLEND_GRID (p50 = median + w x residual), scored by MAE of p50 on every fold
+   (`choose_on_folds`): a candidate must be no worse than the customer median on *every* fold,
+   and the lowest mean MAE among those wins (ties: the simpler), so the baseline ships when
+   nothing beats it in every regime of the training period. Trees use the quantile (pinball)
+   loss: p50 minimises absolute error, which is what the MAE scores.
+5. Interval: the winner's p10/p90 are widened or narrowed by split-conformal calibration on the
+   pooled validation blocks (each predicted by the winner as fitted on its fold; baselines with
+   their final offsets), each end apart (`conformal_widening`), so that ~10% of payments fall
+   below p10 and ~10% above p90; the offsets are kept for the refit.
+6. The winner is refitted on every row of step 1 (trees); baselines' offsets are the residual
+   quantiles of every row of step 1.
 Above `max_train_rows` the rows are a seeded uniform sample. Everything is seeded: the same rows
 and seed give the same model and scores. `validation` in the artefact records every candidate's
 validation score and the choice.
@@ -80,6 +91,8 @@ class TrainConfig:
     timing_min_samples_leaf: int = 100
     #: days-to-pay rows must be due at least this many days before the cut-off (outcome_known)
     settle_days: int = 90
+    #: rolling validation folds for the days-to-pay choice (timing_folds), val_fraction each
+    timing_folds: int = 3
 
 
 @dataclass
@@ -376,18 +389,15 @@ def _train(train_rows: pl.DataFrame, data_cutoff: date, cfg: TrainConfig, traine
     rows, X = train_rows.filter(known), X_all[known]
     if rows.height < cfg.min_rows:
         raise ValueError(f"only {rows.height} invoices paid before {data_cutoff}: need at least {cfg.min_rows}")
-    fit_idx, val_idx = _split(rows, cfg)
-    validation["days_to_pay_n_fit_val"] = [len(fit_idx), len(val_idx)]
+    folds = timing_folds(rows, cfg)
+    validation["days_to_pay_n_fit_val"] = [len(folds[-1][0]), len(folds[-1][1])]
     y = rows["days_to_pay"].to_numpy().astype(np.float64)
-    timing_kind, timing, choice = _choose_timing(X, y, fit_idx, val_idx, cfg)
+    timing_kind, timing, choice = _choose_timing(X, y, folds, cfg)
     validation.update(choice)
     if timing_kind == "hgb_quantile":  # refit on every timing row; keep the blend and widening
         resid = y - X[:, MEDIAN_DTP_IDX]
         timing["models"] = [_hgb_quantile(cfg, q, timing["size"]).fit(X, resid) for q in QUANTILES]
-    elif timing_kind == "history_residual":
-        timing["offsets"] = np.quantile(y - X[:, MEDIAN_DTP_IDX], QUANTILES).tolist()
-    else:
-        timing["offsets"] = _median_offsets(y - X[:, MEDIAN_DTP_IDX])
+    # baselines: _choose_timing already set their offsets from every timing row
 
     reference = {c: (float(np.nanmedian(X_all[:, i])) if np.isfinite(X_all[:, i]).any() else float("nan"))
                  for i, c in enumerate(ALL_FEATURES)}
@@ -396,45 +406,111 @@ def _train(train_rows: pl.DataFrame, data_cutoff: date, cfg: TrainConfig, traine
                         seed=cfg.seed, n_train=n_available, validation=validation, trained_at=trained_at)
 
 
-def _choose_timing(X: np.ndarray, y: np.ndarray, fit_idx: np.ndarray, val_idx: np.ndarray,
+def timing_folds(frame: pl.DataFrame, cfg: TrainConfig) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Rolling-origin folds for the days-to-pay choice, oldest first, each a small backtest inside
+    the training period. Rows ordered by issue date (ties by invoice key) are cut into
+    `timing_folds` consecutive validation blocks of `val_fraction` of the rows each, ending with
+    the latest-issued rows. A block's fold cut-off is its first issue date c, and the fold fits on
+    what the real protocol would have known at c: rows issued before the block, due at least
+    `settle_days` before c (outcome_known) and paid before c. So, as in the backtest, the fitted
+    model is months older than the invoices it predicts (a validation block right after its fit
+    rows let the trees learn each customer's latest residuals and flattered them). Folds whose fit
+    part has fewer than `min_rows` rows are dropped; when none is left, the last block with every
+    earlier row (`_split`)."""
+    order = np.lexsort((frame["invoice_key"].to_numpy(), frame["invoice_date"].to_physical().to_numpy()))
+    n = len(order)
+    n_val = max(1, int(round(n * cfg.val_fraction)))
+    issued = frame["invoice_date"].to_numpy()
+    due, paid = frame["due_date"].to_numpy(), frame["paid_date"].to_numpy()
+    folds = []
+    for k in range(cfg.timing_folds - 1, -1, -1):  # k blocks after this one
+        stop = n - k * n_val
+        start = stop - n_val
+        if start < 1:
+            continue
+        c = issued[order[start]]
+        before = order[:start]
+        known = (due[before] <= c - np.timedelta64(cfg.settle_days, "D")) & (paid[before] < c)
+        if known.sum() >= cfg.min_rows:
+            folds.append((np.sort(before[known]), np.sort(order[start:stop])))
+    return folds or [_split(frame, cfg)]
+
+
+def choose_on_folds(fold_maes: dict[str, list[float]], baseline: str = "customer_median") -> str:
+    """The days-to-pay choice from per-fold validation MAEs (candidates in order, simplest first):
+    a candidate is eligible only if its MAE is no worse than the baseline's on *every* fold (a
+    model that loses to the customer's own median in one regime of the training period is not
+    trusted in the next one); among the eligible ones (the baseline always is) the lowest mean
+    MAE over the folds wins, ties to the simpler (earlier) one."""
+    base = fold_maes[baseline]
+    order = list(fold_maes)
+    eligible = [k for k in order
+                if k == baseline or all(m <= b + 1e-9 for m, b in zip(fold_maes[k], base, strict=True))]
+    return min(eligible, key=lambda k: (round(float(np.mean(fold_maes[k])), 9), order.index(k)))
+
+
+def _choose_timing(X: np.ndarray, y: np.ndarray, folds: list[tuple[np.ndarray, np.ndarray]],
                    cfg: TrainConfig) -> tuple[str, dict[str, Any], dict[str, Any]]:
-    """Every days-to-pay choice, made on the validation slice only (models fitted on the fit slice):
-    the family (customer median / median + residual quantiles / residual trees), the residual-tree
-    size (TIMING_TREE_GRID) and the blend weight of the predicted residual (TIMING_BLEND_GRID), by
-    lowest validation MAE of p50 (ties: the simpler); then the p10/p90 widening of the winner
-    (conformal_widening on the same slice). Returns (kind, timing without fitted models for the
-    refit, validation record)."""
+    """Every days-to-pay choice, made on rolling validation folds inside the training period only
+    (timing_folds; on each, candidates are fitted on the rows issued before the block): the family
+    (customer median / median + residual quantiles / residual trees), the residual-tree size
+    (TIMING_TREE_GRID) and the blend weight of the predicted residual (TIMING_BLEND_GRID), by
+    choose_on_folds (no worse than the customer median on any fold, then lowest mean MAE of p50);
+    then the p10/p90 widening of the winner (conformal_widening on the pooled validation blocks,
+    each predicted by the winner fitted on that fold). Returns (kind, timing without fitted models
+    for the refit, validation record)."""
     resid = y - X[:, MEDIAN_DTP_IDX]
-    Xf, Xv, yv = X[fit_idx], X[val_idx], y[val_idx]
-    maes: dict[str, float] = {}
-    cands: dict[str, tuple[str, dict[str, Any]]] = {
-        "customer_median": ("customer_median", {"offsets": _median_offsets(resid[fit_idx])}),
-        "history_residual": ("history_residual", {"offsets": np.quantile(resid[fit_idx], QUANTILES).tolist()}),
-    }
-    for name, (kind, timing) in cands.items():
-        maes[name] = float(np.mean(np.abs(predict_quantiles(timing, kind, Xv)[:, 1] - yv)))
-    med_val = Xv[:, MEDIAN_DTP_IDX]
-    medians = {}
-    for size in TIMING_TREE_GRID:
-        medians[size] = _hgb_quantile(cfg, 0.5, size).fit(Xf, resid[fit_idx])
-        p50 = medians[size].predict(Xv)
-        for w in TIMING_BLEND_GRID:
-            name = f"hgb_quantile_{size[0]}x{size[1]}_w{w:g}"
-            maes[name] = float(np.mean(np.abs(np.clip(med_val + w * p50, 0.0, None) - yv)))
-            cands[name] = ("hgb_quantile", {"size": size, "blend": w})
-    # simplest first on ties: the baseline, then fewer trees / smaller blend
-    order = list(cands)
-    best = min(order, key=lambda k: (round(maes[k], 9), order.index(k)))
+    fold_maes: dict[str, list[float]] = {}
+    cands: dict[str, tuple[str, dict[str, Any]]] = {}
+    fold_timings: dict[str, list[dict[str, Any]]] = {}
+
+    def add(name: str, kind: str, timing: dict[str, Any], mae: float) -> None:
+        cands.setdefault(name, (kind, {k: v for k, v in timing.items() if k not in ("models", "offsets")}))
+        fold_maes.setdefault(name, []).append(mae)
+        fold_timings.setdefault(name, []).append(timing)
+
+    medians: list[dict[tuple[int, int], Any]] = []
+    for fit_idx, val_idx in folds:
+        Xf, Xv, yv = X[fit_idx], X[val_idx], y[val_idx]
+        for name, timing in (("customer_median", {"offsets": _median_offsets(resid[fit_idx])}),
+                             ("history_residual", {"offsets": np.quantile(resid[fit_idx], QUANTILES).tolist()})):
+            add(name, name, timing, float(np.mean(np.abs(predict_quantiles(timing, name, Xv)[:, 1] - yv))))
+        med_val = Xv[:, MEDIAN_DTP_IDX]
+        medians.append({})
+        for size in TIMING_TREE_GRID:
+            medians[-1][size] = _hgb_quantile(cfg, 0.5, size).fit(Xf, resid[fit_idx])
+            p50 = medians[-1][size].predict(Xv)
+            for w in TIMING_BLEND_GRID:
+                add(f"hgb_quantile_{size[0]}x{size[1]}_w{w:g}", "hgb_quantile", {"size": size, "blend": w},
+                    float(np.mean(np.abs(np.clip(med_val + w * p50, 0.0, None) - yv))))
+    best = choose_on_folds(fold_maes)
     kind, timing = cands[best]
-    if kind == "hgb_quantile":
-        lo, hi = (_hgb_quantile(cfg, q, timing["size"]).fit(Xf, resid[fit_idx]) for q in (QUANTILES[0], QUANTILES[2]))
-        timing = {**timing, "models": [lo, medians[timing["size"]], hi]}
-    widen = conformal_widening(predict_quantiles(timing, kind, Xv), yv)
+    # the winner as fitted on each fold, its predictions on that fold's block, pooled for the widening
+    # baselines need no refit: their final band (residual quantiles of every row) is the one widened
+    final: dict[str, Any] = {}
+    if kind != "hgb_quantile":
+        final["offsets"] = (_median_offsets(resid) if kind == "customer_median"
+                            else np.quantile(resid, QUANTILES).tolist())
+    timing = {**timing, **final}
+    winners, ys = [], []
+    for f, (fit_idx, val_idx) in enumerate(folds):
+        t = {**fold_timings[best][f], **final}
+        if kind == "hgb_quantile":
+            lo, hi = (_hgb_quantile(cfg, q, t["size"]).fit(X[fit_idx], resid[fit_idx])
+                      for q in (QUANTILES[0], QUANTILES[2]))
+            t = {**t, "models": [lo, medians[f][t["size"]], hi]}
+        winners.append(t)
+        ys.append(y[val_idx])
+    yv, Xv = np.concatenate(ys), [X[v] for _, v in folds]
+    widen = conformal_widening(np.vstack([predict_quantiles(t, kind, x) for t, x in zip(winners, Xv, strict=True)]), yv)
     timing = {**timing, "widen": widen}
-    q = predict_quantiles(timing, kind, Xv)
-    record = {"days_to_pay_val_mae": maes, "days_to_pay_choice": best, "days_to_pay_widen": list(widen),
+    q = np.vstack([predict_quantiles({**t, "widen": widen}, kind, x) for t, x in zip(winners, Xv, strict=True)])
+    maes = {k: float(np.mean(v)) for k, v in fold_maes.items()}
+    record = {"days_to_pay_val_mae": maes, "days_to_pay_val_mae_folds": fold_maes,
+              "days_to_pay_val_folds": [[len(f), len(v)] for f, v in folds],
+              "days_to_pay_choice": best, "days_to_pay_widen": list(widen),
               "days_to_pay_val_coverage_80": float(np.mean((yv >= q[:, 0]) & (yv <= q[:, 2])))}
-    return kind, {k: v for k, v in timing.items() if k != "models"}, record
+    return kind, timing, record
 
 
 class _Constant:
