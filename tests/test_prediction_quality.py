@@ -56,11 +56,17 @@ def test_broken_invoice_scores_fail(change, open_keys, expected) -> None:
 
 
 def test_customer_scores_suite() -> None:
-    good = pl.DataFrame({"customer_id": ["A", "B"], "risk_score": [5, 100], "p_late_next_invoice": [0.05, 1.0]})
+    good = pl.DataFrame({"customer_id": ["A", "B"], "risk_score": [5, 100], "p_late_next_invoice": [0.05, 1.0],
+                         "p_late_30_next_invoice": [0.05, 0.99], "risk_band": ["low", "very_high"]})
     assert validate(good, "customer_risk_scores", customer_scores_suite()).success
     bad = good.with_columns(customer_id=pl.lit("A"), risk_score=pl.Series([5, 101]))
     assert _failed(validate(bad, "customer_risk_scores", customer_scores_suite())) == {
         ("expect_column_values_to_be_unique", "customer_id"), ("expect_column_values_to_be_between", "risk_score")}
+    # P(> 30 days late) can't exceed P(late), and every customer has a band
+    bad30 = good.with_columns(p_late_30_next_invoice=pl.Series([0.06, 0.99]), risk_band=pl.Series(["low", None]))
+    assert _failed(validate(bad30, "customer_risk_scores", customer_scores_suite())) == {
+        ("expect_column_pair_values_a_to_be_greater_than_b", "p_late_next_invoice"),
+        ("expect_column_values_to_not_be_null", "risk_band")}
 
 
 def test_feature_frame_suite() -> None:

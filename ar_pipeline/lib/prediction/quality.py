@@ -67,7 +67,9 @@ def invoice_scores_suite(open_invoice_keys: list[str]) -> list[Expectation]:
 
 
 def customer_scores_suite() -> list[Expectation]:
-    return [*_key("customer_id"), *_between("risk_score", 0, 100), *_between("p_late_next_invoice", 0, 1)]
+    return [*_key("customer_id"), *_between("risk_score", 0, 100), *_between("p_late_next_invoice", 0, 1),
+            *_between("p_late_30_next_invoice", 0, 1), _not_greater("p_late_30_next_invoice", "p_late_next_invoice"),
+            ("ExpectColumnValuesToNotBeNull", {"column": "risk_band"})]
 
 
 @dataclass(frozen=True)
