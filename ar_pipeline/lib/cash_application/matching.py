@@ -72,6 +72,15 @@ SUGGESTION_SCHEMA = {
     "payout_id": pl.String,
 }
 
+# The invoice columns of a suggestion that names no invoice.
+NO_INVOICE = {
+    "invoice_key": None,
+    "invoice_number": None,
+    "invoice_currency": None,
+    "invoice_open_amount": None,
+    "suggested_applied_amount": None,
+}
+
 LEGAL_SUFFIXES = {
     "inc",
     "incorporated",
@@ -655,11 +664,7 @@ def match_payments(
                     "advice or return the money.",
                     "customer_id": None,
                     "customer_name": None,
-                    "invoice_key": None,
-                    "invoice_number": None,
-                    "invoice_currency": None,
-                    "invoice_open_amount": None,
-                    "suggested_applied_amount": None,
+                    **NO_INVOICE,
                     "difference_amount": None,
                     "invoice_count": 0,
                 }
@@ -677,16 +682,7 @@ def match_payments(
             "invoice_count": len(s.invoices),
         }
         if not s.invoices:
-            rows.append(
-                common
-                | {
-                    "invoice_key": None,
-                    "invoice_number": None,
-                    "invoice_currency": None,
-                    "invoice_open_amount": None,
-                    "suggested_applied_amount": None,
-                }
-            )
+            rows.append(common | NO_INVOICE)
         for inv, amt in zip(s.invoices, s.applied, strict=True):
             rows.append(
                 common
@@ -715,11 +711,7 @@ def match_payments(
                 "explanation": pm.explanation,
                 "customer_id": None,
                 "customer_name": None,
-                "invoice_key": None,
-                "invoice_number": None,
-                "invoice_currency": None,
-                "invoice_open_amount": None,
-                "suggested_applied_amount": None,
+                **NO_INVOICE,
                 "difference_amount": None,
                 "invoice_count": 0,
                 "payout_id": pm.payout_id,
