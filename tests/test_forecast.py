@@ -3,6 +3,7 @@ coverage, determinism and no look-ahead in the replay. Small frames only."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from datetime import date, timedelta
 from pathlib import Path
@@ -18,6 +19,7 @@ from ar_pipeline.lib.forecast.calibration import (
     calibrated_bands,
     calibration_ratios,
     conformal_band,
+    error_scale,
     plotting_quantile,
     weekly_actual,
     weekly_expected,
@@ -475,6 +477,41 @@ def test_calibration_uses_only_weeks_complete_at_the_forecast_date() -> None:
     act = weekly_actual(led, fp, f)["ALL"]
     assert np.isfinite(act[12]) and r[12][0] == pytest.approx(act[12] / past.expected(fp)["ALL"][12])
     assert np.isnan(weekly_actual(led, fp + timedelta(days=7), f)["ALL"][12])
+
+
+def test_error_scale_is_the_median_absolute_log_ratio_on_a_tiny_series() -> None:
+    e = math.e
+    # |log r| over both weeks: 1, 1, 2, 0, 0.5 -> median 1
+    assert error_scale([np.array([e, 1 / e]), np.array([e**2, 1.0, e**-0.5])]) == pytest.approx(1.0)
+    # a zero ratio (nothing collected) counts as |log r| = inf: 0.5, 2, inf -> median 2
+    assert error_scale([np.array([0.0, e**2, e**-0.5])]) == pytest.approx(2.0)
+    assert error_scale([np.array([]), np.array([np.nan])]) is None
+    assert error_scale([np.array([1.0, 1.0, 2.0])]) is None  # median 0: no scale
+
+
+def test_scale_adaptive_ratios_rescale_log_errors_by_the_recent_level() -> None:
+    """With scale_window k, each ratio r of forecast F - 7j becomes r ** (s(F) / s(F - 7j)), s(X) the
+    median |log r| of the unscaled ratios of the last k forecasts per week complete at X; still
+    nothing after F is read."""
+    led = synthetic_ledger()
+    cfg = ForecastConfig(n_sims=50)
+    f = F - timedelta(days=60)
+    past = PastForecasts(led, cfg)
+    raw = calibration_ratios(past, f, window=5)["ALL"]
+
+    def s(x: date) -> float:
+        v = np.concatenate(calibration_ratios(PastForecasts(led, cfg), x, window=2)["ALL"])
+        return float(np.median(np.abs(np.log(v))))
+
+    adj = calibration_ratios(past, f, window=5, scale_window=2)["ALL"]
+    for h in (0, 6, 12):  # week h + 1: the ratios come from F - 7j, j = h + 1 .. h + 5 (all complete)
+        want = [raw[h][i] ** (s(f) / s(f - timedelta(days=7 * (h + 1 + i)))) for i in range(5)]
+        assert adj[h].tolist() == pytest.approx(want, rel=1e-9)
+    changed = led.with_columns(pl.when(pl.col("paid_date") > f).then(pl.col("paid_date") + timedelta(days=9))
+                               .otherwise(pl.col("paid_date")).alias("paid_date"))
+    adj2 = calibration_ratios(PastForecasts(changed, cfg), f, window=5, scale_window=2)["ALL"]
+    for a, b in zip(adj, adj2, strict=True):
+        assert a.tolist() == pytest.approx(b.tolist(), rel=1e-12)
 
 
 def test_weekly_table_uses_calibrated_bands_and_says_so() -> None:

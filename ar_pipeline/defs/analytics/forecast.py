@@ -71,7 +71,8 @@ def cash_forecast(context: dg.AssetExecutionContext, duckdb: DuckDBResource, lan
     cfg = settings.model.config()
     ledger = _ledger(duckdb)
     fc = build_forecast(ledger.invoices, ledger.data_end, cfg, open_amounts=ledger.open_amounts())
-    ratios = calibration_ratios(PastForecasts(ledger.invoices, cfg), ledger.data_end, cfg.conformal_window)
+    ratios = calibration_ratios(PastForecasts(ledger.invoices, cfg), ledger.data_end, cfg.conformal_window,
+                                cfg.conformal_scale_window)
     bands = calibrated_bands(weekly_expected(fc), sim_weekly_bands(fc), ratios, cfg.conformal_min)
     daily, weekly = daily_table(fc, ledger.home_currency), weekly_table(fc, ledger.home_currency, bands)
     scen = scenario_weekly(fc, cfg, settings.scenarios, settings.cash_position, ledger.home_currency,

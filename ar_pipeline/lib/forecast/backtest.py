@@ -116,7 +116,7 @@ def model_weekly(ledger: pl.DataFrame, f: date, cfg: ForecastConfig, past: PastF
     fc = build_forecast(ledger, f, cfg)
     tot = expected_home_total(fc.book, fc.new).reshape(13, 7).sum(axis=1)
     past = past or PastForecasts(ledger, cfg)
-    ratios = calibration_ratios(past, f, cfg.conformal_window).get(ALL, [np.array([])] * 13)
+    ratios = calibration_ratios(past, f, cfg.conformal_window, cfg.conformal_scale_window).get(ALL, [np.array([])] * 13)
     q = calibrated_bands({ALL: tot}, {ALL: np.quantile(_weekly(fc.sims_home), [0.1, 0.5, 0.9], axis=0)},
                          {ALL: ratios}, cfg.conformal_min)[ALL][0]
     return tot, q[0], q[2]

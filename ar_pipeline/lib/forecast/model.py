@@ -54,6 +54,7 @@ class ForecastConfig:
     size_effect: bool = True  # shift each invoice's timing by its size relative to its customer's usual invoice
     conformal_window: int = 26  # past forecasts per horizon week calibrating the weekly bands (calibration.py)
     conformal_min: int = 9  # fewer complete past weeks than this: the week keeps the simulated band
+    conformal_scale_window: int = 4  # ratios re-scaled by the recent error level (last k forecasts); 0 = off
 
 
 LEDGER_COLUMNS = ["invoice_key", "customer_id", "invoice_date", "due_date", "paid_date", "currency",

@@ -44,7 +44,8 @@ def vs_actual(ledger: pl.DataFrame, as_of: date, cfg: ForecastConfig, n_forecast
         fc = build_forecast(ledger, f, cfg)
         forecasts[f] = fc
         exp = expected_home_total(fc.book, fc.new).reshape(13, 7).sum(axis=1)
-        ratios = calibration_ratios(past, f, cfg.conformal_window).get(ALL, [np.array([])] * 13)
+        ratios = calibration_ratios(past, f, cfg.conformal_window, cfg.conformal_scale_window).get(
+            ALL, [np.array([])] * 13)
         q3 = calibrated_bands({ALL: exp}, {ALL: np.quantile(_weekly(fc.sims_home), [0.1, 0.5, 0.9], axis=0)},
                               {ALL: ratios}, cfg.conformal_min)[ALL][0]
         q = q3[[0, 2]]

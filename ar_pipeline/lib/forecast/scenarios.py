@@ -98,6 +98,7 @@ class ModelSettings(_Strict):
     new_by_customer: bool = True
     conformal_window: int = Field(default=26, ge=1, le=104)
     conformal_min: int = Field(default=9, ge=1)
+    conformal_scale_window: int = Field(default=4, ge=0, le=52)
 
     def config(self) -> ForecastConfig:
         return ForecastConfig(**self.model_dump())
