@@ -640,9 +640,8 @@ def match_payments(
                 s.confidence = min(s.confidence, 0.6)
                 s.pattern += "_conflict"
                 s.explanation += f" Invoice {inv.number} is also claimed by another payment; review both."
-    rows = []
-    for p, s in results:
-        base = {
+    def payment_columns(p: dict) -> dict:
+        return {
             "payment_key": p["payment_key"],
             "payment_source": p["payment_source"],
             "payment_date": p["payment_date"],
@@ -650,8 +649,11 @@ def match_payments(
             "reference": p["reference"],
             "payment_currency": p["currency"],
             "payment_amount": p["amount"],
-            "payout_id": None,
         }
+
+    rows = []
+    for p, s in results:
+        base = payment_columns(p) | {"payout_id": None}
         if s is None:
             rows.append(
                 base
@@ -697,14 +699,8 @@ def match_payments(
     for p in payout_lines:
         pm = payout_matches[p["payment_key"]]
         rows.append(
-            {
-                "payment_key": p["payment_key"],
-                "payment_source": p["payment_source"],
-                "payment_date": p["payment_date"],
-                "payer_name": p["payer_name"],
-                "reference": p["reference"],
-                "payment_currency": p["currency"],
-                "payment_amount": p["amount"],
+            payment_columns(p)
+            | {
                 "match_pattern": pm.pattern,
                 "confidence": pm.confidence,
                 "auto_apply": pm.payout_id is not None and pm.confidence >= cfg.auto_apply_min_confidence,
