@@ -13,7 +13,7 @@ import pytest
 from ar_pipeline.lib.generator import GeneratorConfig, generate
 from ar_pipeline.lib.prediction.backtest import evaluate, run_backtest, run_rolling, split, training_rows
 from ar_pipeline.lib.prediction.data import History
-from ar_pipeline.lib.prediction.features import ALL_FEATURES, build_features, label_frame
+from ar_pipeline.lib.prediction.features import ALL_FEATURES, TIMING_FEATURES, build_features, label_frame
 from ar_pipeline.lib.prediction.model import (
     TrainConfig,
     choose_on_folds,
@@ -79,6 +79,27 @@ def test_hand_checked_features() -> None:
     assert a3["overdue_count"] == 1 and a3["overdue_amount"] == 100.0
 
 
+def test_hand_checked_trend_slope() -> None:
+    # customer C pays 0, 2 and 4 days late on payments dated 01-31, 03-05 and 04-04: getting later
+    trend = _ledger([
+        ("c1", "C", "2025-01-01", "2025-01-31", "2025-01-31", 100.0),
+        ("c2", "C", "2025-02-01", "2025-03-03", "2025-03-05", 100.0),
+        ("c3", "C", "2025-03-01", "2025-03-31", "2025-04-04", 100.0),
+        ("c4", "C", "2025-04-20", "2025-05-20", None, 100.0),
+    ])
+    f = build_features(trend).sort("invoice_key")
+    c4 = f.row(3, named=True)
+    # x = payment date in months of 30 days; least squares by numpy, independently of the polars sums
+    x = np.array([(D(p) - D("2000-01-01")).days / 30 for p in ("2025-01-31", "2025-03-05", "2025-04-04")])
+    slope = np.polyfit(x, [0.0, 2.0, 4.0], 1)[0]
+    assert 1.5 < slope < 2.5 and c4["slope_days_late"] == pytest.approx(slope)
+    # carried from the payments' mean date to c4's likely payment: due + median days late (2)
+    likely = ((D("2025-05-22") - D("2000-01-01")).days) / 30
+    assert c4["trend_projection_days"] == pytest.approx(slope * (likely - x.mean()))
+    # fewer than three settled invoices: no slope
+    assert f.row(2, named=True)["slope_days_late"] == 0.0 and f.row(2, named=True)["trend_projection_days"] == 0.0
+
+
 def _shuffle_after(ledger: pl.DataFrame, pivot: date, seed: int) -> pl.DataFrame:
     """Move every payment dated on/after `pivot` to another date on/after it (or erase it)."""
     rng = np.random.default_rng(seed)
@@ -116,7 +137,7 @@ def test_no_leakage_from_later_payments(demo) -> None:
     changed = _shuffle_after(ledger, pivot, seed=1)
     assert not changed.equals(ledger)
     after = build_features(changed).filter(pl.col("invoice_date") <= pivot).sort("invoice_key")
-    assert before.select(ALL_FEATURES).equals(after.select(ALL_FEATURES))
+    assert before.select(TIMING_FEATURES).equals(after.select(TIMING_FEATURES))
     # and a later payment does change a later invoice's features (the test can fail)
     later_before = build_features(ledger).filter(pl.col("invoice_date") > pivot + timedelta(days=60))
     later_after = build_features(changed).filter(pl.col("invoice_date") > pivot + timedelta(days=60))
@@ -283,7 +304,7 @@ def test_timing_folds_are_backtests_inside_the_training_period() -> None:
     def as_days(folds):
         return [(sorted(day[f].tolist()), sorted(day[v].tolist())) for f, v in folds]
 
-    cfg = TrainConfig(val_fraction=0.2, timing_folds=3, min_rows=1, settle_days=5)
+    cfg = TrainConfig(val_fraction=0.2, timing_folds=3, min_rows=1, settle_days=5, min_fold_fit_ratio=0.0)
     # fold cut-off c = the block's first issue day; fit rows: issued before it, due <= c - 5, paid < c
     assert as_days(timing_folds(frame, cfg)) == [
         ([1, 2], [9, 10, 11, 12]),                      # c 9: due <= 4 → issued <= 2
@@ -291,8 +312,13 @@ def test_timing_folds_are_backtests_inside_the_training_period() -> None:
         ([1, 2, 3, 4, 6, 7, 8, 9, 10], [17, 18, 19, 20]),  # c 17: due <= 12 → issued <= 10
     ]
     # a fold with fewer than min_rows fit rows is dropped
-    three = TrainConfig(val_fraction=0.2, timing_folds=3, min_rows=3, settle_days=5)
+    three = TrainConfig(val_fraction=0.2, timing_folds=3, min_rows=3, settle_days=5, min_fold_fit_ratio=0.0)
     assert [v for _, v in as_days(timing_folds(frame, three))] == [[13, 14, 15, 16], [17, 18, 19, 20]]
+    # a fold fitted on fewer rows than min_fold_fit_ratio x its block (4 rows) is dropped too
+    as_big = TrainConfig(val_fraction=0.2, timing_folds=3, min_rows=1, settle_days=5, min_fold_fit_ratio=1.0)
+    assert [v for _, v in as_days(timing_folds(frame, as_big))] == [[13, 14, 15, 16], [17, 18, 19, 20]]
+    twice = TrainConfig(val_fraction=0.2, timing_folds=3, min_rows=1, settle_days=5, min_fold_fit_ratio=2.0)
+    assert [v for _, v in as_days(timing_folds(frame, twice))] == [[17, 18, 19, 20]]
     # none left: the single latest-issued slice, fitted on every earlier row
     fifty = TrainConfig(val_fraction=0.2, timing_folds=3, min_rows=50, settle_days=5)
     assert as_days(timing_folds(frame, fifty)) == [(list(range(1, 17)), [17, 18, 19, 20])]

@@ -15,8 +15,12 @@ Protocol (`train(rows, cutoff)`; `rows` = what was known at the cut-off, backtes
    protocol would have known at c (issued before the block, due >= `settle_days` before c, paid
    before c), so the fitted model is months older than the invoices it predicts, as in production.
    (One 20% slice fitted on every row just before it chose residual trees that lost to the
-   customer's median at 3 of 12 rolling backtest cut-offs.)
-3. Classifiers: a regularised logistic regression on the customer-history aggregates
+   customer's median at 3 of 12 rolling backtest cut-offs.) A fold whose fit part has fewer rows
+   than its block (`min_fold_fit_ratio`) is dropped: early in a short history its model is fitted
+   on a few hundred cold-start rows, whose rolling medians come from the first, quickly settled
+   invoices, and judging candidates on it made the median ship at every early cut-off.
+3. Classifiers (ALL_FEATURES; the days-to-pay model also reads TIMING_EXTRA_FEATURES, the
+   trend slope): a regularised logistic regression on the customer-history aggregates
    (LOGISTIC_FEATURES, standardised; C in {0.1, 1}) and a HistGradientBoosting model on every
    feature; highest validation AUC wins, but boosting must beat the logistic model by AUC_MARGIN
    (if simpler is as good, simpler ships). The winner is refitted on all rows of step 1 and
@@ -65,7 +69,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
-from .features import ALL_FEATURES, CATEGORICAL_FEATURES, NUMERIC_FEATURES
+from .features import ALL_FEATURES, CATEGORICAL_FEATURES, NUMERIC_FEATURES, TIMING_EXTRA_FEATURES, TIMING_FEATURES
 
 LOGISTIC_FEATURES = [
     "has_history", "hist_count_log", "late_share", "late30_share", "recent_late_share", "mean_days_late",
@@ -93,6 +97,10 @@ class TrainConfig:
     settle_days: int = 90
     #: rolling validation folds for the days-to-pay choice (timing_folds), val_fraction each
     timing_folds: int = 3
+    #: a days-to-pay fold counts only when its fit part has at least this many rows per row of its
+    #: block: a fold fitted on fewer rows than it is judged on measures a cold-start model that is
+    #: never shipped (chosen on tuning histories, README "Risk scores and the backtest")
+    min_fold_fit_ratio: float = 1.0
 
 
 @dataclass
@@ -121,7 +129,7 @@ class PaymentModel:
         return {
             "model_version": self.version, "trained_at": self.trained_at,
             "data_cutoff": self.data_cutoff.isoformat(), "seed": self.seed, "n_train": self.n_train,
-            "features": ALL_FEATURES, "logistic_features": LOGISTIC_FEATURES,
+            "features": ALL_FEATURES, "logistic_features": LOGISTIC_FEATURES, "timing_features": TIMING_FEATURES,
             "classifier_kind": self.classifier_kind, "timing_kind": self.timing_kind,
             "validation": self.validation,
         }
@@ -136,8 +144,8 @@ class PaymentModel:
             return self._predict(self.matrix(frame))
 
     def _predict(self, X: np.ndarray) -> pl.DataFrame:
-        p_late = self.classifiers["late"].predict_proba(X)[:, 1]
-        p_late30 = self.classifiers["late30"].predict_proba(X)[:, 1]
+        p_late = self.classifiers["late"].predict_proba(X[:, :N_CLASSIFIER])[:, 1]
+        p_late30 = self.classifiers["late30"].predict_proba(X[:, :N_CLASSIFIER])[:, 1]
         # P(> 30 days late) cannot exceed P(late)
         p_late30 = np.minimum(p_late30, p_late)
         q = predict_quantiles(self.timing, self.timing_kind, X)
@@ -172,21 +180,28 @@ def fit_vocab(frame: pl.DataFrame) -> dict[str, list[str]]:
 
 
 def feature_matrix(frame: pl.DataFrame, vocab: dict[str, list[str]]) -> np.ndarray:
-    """NUMERIC_FEATURES then CATEGORICAL_FEATURES as codes (unknown/missing → NaN)."""
+    """NUMERIC_FEATURES, CATEGORICAL_FEATURES as codes (unknown/missing → NaN), then
+    TIMING_EXTRA_FEATURES: the classifiers read the first N_CLASSIFIER columns (ALL_FEATURES), the
+    days-to-pay model every column (TIMING_FEATURES)."""
     cols = [frame[c].cast(pl.Float64).fill_null(np.nan).to_numpy() for c in NUMERIC_FEATURES]
     for c in CATEGORICAL_FEATURES:
         mapping = {v: float(i) for i, v in enumerate(vocab[c][:250])}
         cols.append(frame[c].replace_strict(mapping, default=None, return_dtype=pl.Float64)
                     .fill_null(np.nan).to_numpy())
+    cols.extend(frame[c].cast(pl.Float64).fill_null(np.nan).to_numpy() for c in TIMING_EXTRA_FEATURES)
     return np.column_stack(cols).astype(np.float64)
 
 
 def _col(name: str) -> int:
-    return ALL_FEATURES.index(name)
+    return TIMING_FEATURES.index(name)
+
+
+N_CLASSIFIER = len(ALL_FEATURES)
 
 
 LOGISTIC_IDX = [_col(c) for c in LOGISTIC_FEATURES]
 CATEGORICAL_MASK = np.array([c in CATEGORICAL_FEATURES for c in ALL_FEATURES])
+TIMING_CATEGORICAL_MASK = np.array([c in CATEGORICAL_FEATURES for c in TIMING_FEATURES])
 
 
 def _logistic(C: float, seed: int) -> Any:
@@ -254,7 +269,8 @@ def _hgb_quantile(cfg: TrainConfig, q: float, size: tuple[int, int]) -> HistGrad
     return HistGradientBoostingRegressor(
         loss="quantile", quantile=q, max_iter=size[0], learning_rate=cfg.timing_learning_rate,
         max_leaf_nodes=size[1], min_samples_leaf=cfg.timing_min_samples_leaf,
-        l2_regularization=1.0, categorical_features=CATEGORICAL_MASK, early_stopping=False, random_state=cfg.seed,
+        l2_regularization=1.0, categorical_features=TIMING_CATEGORICAL_MASK, early_stopping=False,
+        random_state=cfg.seed,
     )
 
 
@@ -363,7 +379,7 @@ def _train(train_rows: pl.DataFrame, data_cutoff: date, cfg: TrainConfig, traine
         known = outcome_known(train_rows, target, data_cutoff, cfg.settle_days)
         if known.sum() < cfg.min_rows:  # too little complete history: every row with a label
             known = train_rows[target].is_not_null().to_numpy()
-        rows, X = train_rows.filter(known), X_all[known]
+        rows, X = train_rows.filter(known), X_all[known][:, :N_CLASSIFIER]
         fit_idx, val_idx = _split(rows, cfg)
         validation[f"{target}_n_fit_val"] = [len(fit_idx), len(val_idx)]
         y = rows[target].cast(pl.Int8).to_numpy()
@@ -400,7 +416,7 @@ def _train(train_rows: pl.DataFrame, data_cutoff: date, cfg: TrainConfig, traine
     # baselines: _choose_timing already set their offsets from every timing row
 
     reference = {c: (float(np.nanmedian(X_all[:, i])) if np.isfinite(X_all[:, i]).any() else float("nan"))
-                 for i, c in enumerate(ALL_FEATURES)}
+                 for i, c in enumerate(TIMING_FEATURES)}
     return PaymentModel(classifiers=classifiers, classifier_kind=kinds, timing=timing,
                         timing_kind=timing_kind, vocab=vocab, reference=reference, data_cutoff=data_cutoff,
                         seed=cfg.seed, n_train=n_available, validation=validation, trained_at=trained_at)
@@ -431,7 +447,7 @@ def timing_folds(frame: pl.DataFrame, cfg: TrainConfig) -> list[tuple[np.ndarray
         c = issued[order[start]]
         before = order[:start]
         known = (due[before] <= c - np.timedelta64(cfg.settle_days, "D")) & (paid[before] < c)
-        if known.sum() >= cfg.min_rows:
+        if known.sum() >= max(cfg.min_rows, cfg.min_fold_fit_ratio * (stop - start)):
             folds.append((np.sort(before[known]), np.sort(order[start:stop])))
     return folds or [_split(frame, cfg)]
 
@@ -602,7 +618,7 @@ def explain(model: PaymentModel, frame: pl.DataFrame, target: str = "late", top:
 
 def _occlusion(model: PaymentModel, frame: pl.DataFrame, target: str) -> tuple[np.ndarray, list[str]]:
     clf = model.classifiers[target]
-    X = model.matrix(frame)
+    X = model.matrix(frame)[:, :N_CLASSIFIER]
     base = clf.predict_proba(X)[:, 1]
     effects = {}
     for group, cols in DRIVER_GROUPS.items():
