@@ -573,10 +573,15 @@ def test_one_replay_serves_the_live_bands_and_the_expected_vs_actual() -> None:
     want_table, want_fcs = vs_actual(led, F, mcfg, n, alone_vs)
     want_alerts = alerts(want_table, want_fcs, led, 5.0, 3, "USD")
 
+    # in the asset's order: the replay (its dates' forecasts kept for the alerts), then the live bands
     shared = PastForecasts(led, cfg, keep=set(replay_dates(F, n)))
-    ratios = calibration_ratios(shared, F, cfg.conformal_window, cfg.conformal_scale_window)
     table, fcs = vs_actual(led, F, mcfg, n, shared)
+    got_alerts = alerts(table, fcs, led, 5.0, 3, "USD")
+    shared.release()
+    n_replay = len(shared.built)
+    ratios = calibration_ratios(shared, F, cfg.conformal_window, cfg.conformal_scale_window)
 
+    assert len(shared.built) == n_replay  # the live bands built nothing: the replay had every date
     assert len(shared.built) == len(set(shared.built))  # no past forecast built twice
     assert set(shared.built) == set(alone_live.built) | set(alone_vs.built)
     assert len(shared.built) < len(alone_live.built) + len(alone_vs.built)
@@ -585,7 +590,6 @@ def test_one_replay_serves_the_live_bands_and_the_expected_vs_actual() -> None:
     assert {c: [r.tolist() for r in v] for c, v in ratios.items()} == \
         {c: [r.tolist() for r in v] for c, v in want_ratios.items()}
     assert table.equals(want_table) and table.height > 0
-    got_alerts = alerts(table, fcs, led, 5.0, 3, "USD")
     assert got_alerts.equals(want_alerts) and got_alerts.height > 0
     # the replayed forecasts equal a full build from scratch (open book, expected values)
     for f, fc in fcs.items():

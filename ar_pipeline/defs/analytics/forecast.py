@@ -57,7 +57,7 @@ def _ledger(duckdb: DuckDBResource):
         dg.AssetSpec(SCENARIOS_KEY, deps=[*MARTS, INVOICE_KEY], kinds={"polars", "duckdb"}, **COMMON,
                      description="Weekly home-value collections of each configured scenario next to the base, "
                      "the difference, cumulative cash and the first week below the minimum cash position."),
-        dg.AssetSpec(VS_ACTUAL_KEY, deps=[*MARTS, WEEKLY_KEY], kinds={"polars", "duckdb"}, **COMMON,
+        dg.AssetSpec(VS_ACTUAL_KEY, deps=MARTS, kinds={"polars", "duckdb"}, **COMMON,
                      description="What each of the last weekly forecasts (replayed with the data known on its "
                      "date) said for each complete week vs what was collected."),
         dg.AssetSpec(ALERTS_KEY, deps=[*MARTS, VS_ACTUAL_KEY], kinds={"polars", "duckdb"}, **COMMON,
@@ -88,20 +88,22 @@ def cash_forecast(context: dg.AssetExecutionContext, duckdb: DuckDBResource, lan
     cfg = settings.model.config()
     ledger = _ledger(duckdb)
     n_past = settings.alerts.past_forecasts
-    # the replayed dates' open books are kept for the alerts; every other past date keeps its weekly sums only
+    # expected vs actual first: its replayed dates' open books are kept for the alerts (every other
+    # past date keeps its weekly sums only), then dropped before the live forecast's simulations
     past = PastForecasts(ledger.invoices, cfg, keep=set(replay_dates(ledger.data_end, n_past)))
+    # monitoring simulates at most 300 draws, where a replayed week falls back to the simulated band
+    table, forecasts = vs_actual(ledger.invoices, ledger.data_end, replace(cfg, n_sims=min(cfg.n_sims, 300)), n_past,
+                                 past)
+    out = alerts(table, forecasts, ledger.invoices, settings.alerts.deviation_pct, settings.alerts.top_customers,
+                 ledger.home_currency)
+    del forecasts
+    past.release()
     fc = build_forecast(ledger.invoices, ledger.data_end, cfg, open_amounts=ledger.open_amounts())
     ratios = calibration_ratios(past, ledger.data_end, cfg.conformal_window, cfg.conformal_scale_window)
     bands = calibrated_bands(weekly_expected(fc), sim_weekly_bands(fc), ratios, cfg.conformal_min)
     daily, weekly = daily_table(fc, ledger.home_currency), weekly_table(fc, ledger.home_currency, bands)
     scen = scenario_weekly(fc, cfg, settings.scenarios, settings.cash_position, ledger.home_currency,
                            ratios.get(ALL))
-    n_live = len(past.built)
-    # monitoring simulates at most 300 draws where a replayed week falls back to the simulated band
-    table, forecasts = vs_actual(ledger.invoices, ledger.data_end, replace(cfg, n_sims=min(cfg.n_sims, 300)), n_past,
-                                 past)
-    out = alerts(table, forecasts, ledger.invoices, settings.alerts.deviation_pct, settings.alerts.top_customers,
-                 ledger.home_currency)
     with duckdb.get_connection() as conn:
         write_table(conn, "cash_forecast_daily", daily)
         write_table(conn, "cash_forecast_weekly", weekly)
@@ -110,14 +112,15 @@ def cash_forecast(context: dg.AssetExecutionContext, duckdb: DuckDBResource, lan
         write_table(conn, "forecast_alerts", out)
     total = weekly.filter(weekly["currency"] == "ALL")["expected_home"].sum()
     context.log.info(f"Forecast as of {ledger.data_end}: {total:,.0f} {ledger.home_currency} over 13 weeks; "
-                     f"{len(past.built)} past forecasts replayed ({n_live} for the live bands); {out.height} forecast "
+                     f"{len(past.built)} past forecasts replayed, each once, for both the expected-vs-actual table "
+                     f"and the live bands; {out.height} forecast "
                      f"alert(s) over {table['week_start'].n_unique()} complete week(s)")
     meta = {"as_of_date": str(ledger.data_end), "seed": cfg.seed, "n_sims": cfg.n_sims,
             "conformal_weeks": int((weekly["band_source"] == "conformal").sum())}
     yield dg.MaterializeResult(asset_key=DAILY_KEY, metadata={**meta, "dagster/row_count": daily.height})
     yield dg.MaterializeResult(asset_key=WEEKLY_KEY, metadata={
         **meta, "dagster/row_count": weekly.height, "expected_13_weeks_home": float(total),
-        "open_invoices": fc.book.invoices.height, "calibration_past_forecasts": n_live})
+        "open_invoices": fc.book.invoices.height})
     yield dg.MaterializeResult(asset_key=SCENARIOS_KEY, metadata={
         **meta, "dagster/row_count": scen.height, "scenarios": len(settings.scenarios)})
     yield dg.MaterializeResult(asset_key=VS_ACTUAL_KEY, metadata={

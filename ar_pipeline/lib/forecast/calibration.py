@@ -155,6 +155,11 @@ class PastForecasts:
             self.keep.add(f)
         return self._forecasts[f] if f in self._forecasts else self._build(f)
 
+    def release(self) -> None:
+        """Drop the kept forecasts (their open books are the bulk of the memory); the weekly sums stay."""
+        self.keep.clear()
+        self._forecasts.clear()
+
     def actual(self, f: date, known_until: date) -> dict[str, np.ndarray]:
         """weekly_actual(ledger, F, known_until), the ledger read once per F."""
         if f not in self._paid:
