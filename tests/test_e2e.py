@@ -650,6 +650,11 @@ def test_cash_forecast_is_built_and_its_actuals_tie_to_truth(pipeline) -> None:
                                FROM marts.fct_invoices WHERE status <> 'void'""").pl()
         alerts_cols = [r[0] for r in conn.execute("DESCRIBE analytics.forecast_alerts").fetchall()]
     assert "message" in alerts_cols
+    # the live bands' calibration and the expected-vs-actual replay share their past forecasts: one
+    # step, each past date built once
+    meta = {m.asset_key.to_user_string(): m.metadata for ev in pipeline["first"].get_asset_materialization_events()
+            for m in [ev.event_specific_data.materialization]}["analytics/cash_forecast_vs_actual"]
+    assert meta["past_forecasts_built"].value == meta["past_forecast_dates"].value > 0
     assert weekly["forecast_date"].unique().to_list() == [as_of]
     assert weekly.filter(pl.col("week") == 1)["week_start"].unique().to_list() == [as_of + timedelta(days=1)]
     assert weekly.group_by("currency").len()["len"].unique().to_list() == [13]

@@ -31,9 +31,11 @@ from ar_pipeline.lib.forecast.model import (
     ForecastConfig,
     NewBilling,
     OpenBook,
+    _weekly,
     _weight,
     build_forecast,
     conditional_probs,
+    expected_home_total,
     km_hazard,
     new_billing,
     open_book,
@@ -42,7 +44,7 @@ from ar_pipeline.lib.forecast.model import (
     size_slope,
     weekly_table,
 )
-from ar_pipeline.lib.forecast.monitor import alerts, breaches, gap_customers
+from ar_pipeline.lib.forecast.monitor import alerts, breaches, gap_customers, replay_dates, vs_actual
 from ar_pipeline.lib.forecast.scenarios import (
     CashPosition,
     Scenario,
@@ -553,3 +555,74 @@ def test_recency_weights_average_one_whatever_the_half_life() -> None:
                      "amount": 10.0}])
     assert _weight(frame, F, ForecastConfig(half_life_days=60.0)).tolist() == pytest.approx([4 / 3, 2 / 3])
     assert _weight(frame, F, ForecastConfig(half_life_days=1e12)).tolist() == pytest.approx([1.0, 1.0])
+
+
+# --- one replay for the live bands, expected-vs-actual and the backtest ----------------------
+
+def test_one_replay_serves_the_live_bands_and_the_expected_vs_actual() -> None:
+    """The cash_forecast step shares one PastForecasts between the live forecast's band calibration
+    and the expected-vs-actual replay: every past date is built once, only the union of what each
+    consumer builds on its own, and each result equals the one computed alone."""
+    led = synthetic_ledger()
+    cfg = ForecastConfig(n_sims=200, conformal_window=6, conformal_min=3, conformal_scale_window=2)
+    mcfg = replace(cfg, n_sims=100)  # the monitoring simulates fewer draws: same past forecasts
+    n = 4
+    alone_live = PastForecasts(led, cfg)
+    want_ratios = calibration_ratios(alone_live, F, cfg.conformal_window, cfg.conformal_scale_window)
+    alone_vs = PastForecasts(led, mcfg)
+    want_table, want_fcs = vs_actual(led, F, mcfg, n, alone_vs)
+    want_alerts = alerts(want_table, want_fcs, led, 5.0, 3, "USD")
+
+    # in the asset's order: the replay (its dates' forecasts kept for the alerts), then the live bands
+    shared = PastForecasts(led, cfg, keep=set(replay_dates(F, n)))
+    table, fcs = vs_actual(led, F, mcfg, n, shared)
+    got_alerts = alerts(table, fcs, led, 5.0, 3, "USD")
+    shared.release()
+    n_replay = len(shared.built)
+    ratios = calibration_ratios(shared, F, cfg.conformal_window, cfg.conformal_scale_window)
+
+    assert len(shared.built) == n_replay  # the live bands built nothing: the replay had every date
+    assert len(shared.built) == len(set(shared.built))  # no past forecast built twice
+    assert set(shared.built) == set(alone_live.built) | set(alone_vs.built)
+    assert len(shared.built) < len(alone_live.built) + len(alone_vs.built)
+    # alone, the replay also builds each of its own dates once (simulating from that build when needed)
+    assert len(alone_vs.built) == len(set(alone_vs.built)) and set(replay_dates(F, n)) <= set(alone_vs.built)
+    assert {c: [r.tolist() for r in v] for c, v in ratios.items()} == \
+        {c: [r.tolist() for r in v] for c, v in want_ratios.items()}
+    assert table.equals(want_table) and table.height > 0
+    assert got_alerts.equals(want_alerts) and got_alerts.height > 0
+    # the replayed forecasts equal a full build from scratch (open book, expected values)
+    for f, fc in fcs.items():
+        full = build_forecast(led, f, mcfg)
+        assert np.array_equal(fc.book.probs, full.book.probs) and fc.book.invoices.equals(full.book.invoices)
+        assert table.filter(pl.col("forecast_date") == f).sort("week")["forecast_home"].to_list() == \
+            expected_home_total(full.book, full.new).reshape(13, 7).sum(axis=1)[:table.filter(
+                pl.col("forecast_date") == f).height].tolist()
+    with pytest.raises(ValueError, match="other model settings"):
+        vs_actual(led, F, replace(cfg, lookback_days=365), n, shared)
+
+
+def test_replayed_weeks_without_enough_history_keep_the_simulated_band() -> None:
+    """The expected-vs-actual replay and the backtest simulate only when a week lacks a calibrated
+    band; then the band is the simulated one of a full build with the same draws."""
+    led = synthetic_ledger()
+    cfg = ForecastConfig(n_sims=150, seed=9, conformal_min=10**6)  # never enough: every week simulated
+    table, _ = vs_actual(led, F, cfg, 3)
+    for f in replay_dates(F, 3):
+        q = np.quantile(_weekly(build_forecast(led, f, cfg).sims_home), [0.1, 0.9], axis=0)
+        rows = table.filter(pl.col("forecast_date") == f).sort("week")
+        assert rows["p10_home"].to_list() == q[0, :rows.height].tolist()
+        assert rows["p90_home"].to_list() == q[1, :rows.height].tolist()
+        _, p10, p90 = fbt.model_weekly(led, f, cfg)
+        assert p10.tolist() == q[0].tolist() and p90.tolist() == q[1].tolist()
+
+
+def test_past_actuals_read_once_equal_the_direct_read() -> None:
+    led = synthetic_ledger()
+    past = PastForecasts(led, ForecastConfig())
+    for fp in (F - timedelta(days=200), F - timedelta(days=91), F - timedelta(days=30)):
+        for known in (fp + timedelta(days=6), fp + timedelta(days=50), F):
+            want, got = weekly_actual(led, fp, known), past.actual(fp, known)
+            assert want.keys() == got.keys()
+            for c in want:
+                assert np.array_equal(want[c], got[c], equal_nan=True)

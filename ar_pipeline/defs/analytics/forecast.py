@@ -7,6 +7,10 @@
   the base, with the difference and the first week the cash position falls below the minimum.
 - `cash_forecast_vs_actual` and `forecast_alerts`: replayed past forecasts against collections, and
   the weeks off by at least the configured percentage (WARN check `forecast_within_threshold`).
+All five come from one step, `cash_forecast`: the live weekly bands are calibrated on the last weekly
+forecasts replayed with the data known at their dates, and each replayed forecast of the
+expected-vs-actual table is calibrated on those before it, so both read one set of past forecasts,
+each built once (`calibration.PastForecasts`; two separate steps used to build most of them twice).
 They hang off the marts and the invoice risk scores, so every run of `refresh_ar` and every file
 sensor run (both select everything downstream of the raw tables) rebuilds them.
 """
@@ -53,49 +57,7 @@ def _ledger(duckdb: DuckDBResource):
         dg.AssetSpec(SCENARIOS_KEY, deps=[*MARTS, INVOICE_KEY], kinds={"polars", "duckdb"}, **COMMON,
                      description="Weekly home-value collections of each configured scenario next to the base, "
                      "the difference, cumulative cash and the first week below the minimum cash position."),
-    ],
-    pool="duckdb",
-)
-def cash_forecast(context: dg.AssetExecutionContext, duckdb: DuckDBResource, landing: LandingResource):
-    from ar_pipeline.lib.forecast.calibration import (
-        ALL,
-        PastForecasts,
-        calibrated_bands,
-        calibration_ratios,
-        weekly_expected,
-    )
-    from ar_pipeline.lib.forecast.model import build_forecast, daily_table, sim_weekly_bands, weekly_table
-    from ar_pipeline.lib.forecast.scenarios import load_settings, scenario_weekly
-
-    settings = load_settings(analytics_config_dir(landing))
-    cfg = settings.model.config()
-    ledger = _ledger(duckdb)
-    fc = build_forecast(ledger.invoices, ledger.data_end, cfg, open_amounts=ledger.open_amounts())
-    ratios = calibration_ratios(PastForecasts(ledger.invoices, cfg), ledger.data_end, cfg.conformal_window,
-                                cfg.conformal_scale_window)
-    bands = calibrated_bands(weekly_expected(fc), sim_weekly_bands(fc), ratios, cfg.conformal_min)
-    daily, weekly = daily_table(fc, ledger.home_currency), weekly_table(fc, ledger.home_currency, bands)
-    scen = scenario_weekly(fc, cfg, settings.scenarios, settings.cash_position, ledger.home_currency,
-                           ratios.get(ALL))
-    with duckdb.get_connection() as conn:
-        write_table(conn, "cash_forecast_daily", daily)
-        write_table(conn, "cash_forecast_weekly", weekly)
-        write_table(conn, "cash_forecast_scenarios", scen)
-    total = weekly.filter(weekly["currency"] == "ALL")["expected_home"].sum()
-    context.log.info(f"Forecast as of {ledger.data_end}: {total:,.0f} {ledger.home_currency} over 13 weeks")
-    meta = {"as_of_date": str(ledger.data_end), "seed": cfg.seed, "n_sims": cfg.n_sims,
-            "conformal_weeks": int((weekly["band_source"] == "conformal").sum())}
-    yield dg.MaterializeResult(asset_key=DAILY_KEY, metadata={**meta, "dagster/row_count": daily.height})
-    yield dg.MaterializeResult(asset_key=WEEKLY_KEY, metadata={
-        **meta, "dagster/row_count": weekly.height, "expected_13_weeks_home": float(total),
-        "open_invoices": fc.book.invoices.height})
-    yield dg.MaterializeResult(asset_key=SCENARIOS_KEY, metadata={
-        **meta, "dagster/row_count": scen.height, "scenarios": len(settings.scenarios)})
-
-
-@dg.multi_asset(
-    specs=[
-        dg.AssetSpec(VS_ACTUAL_KEY, deps=[*MARTS, WEEKLY_KEY], kinds={"polars", "duckdb"}, **COMMON,
+        dg.AssetSpec(VS_ACTUAL_KEY, deps=MARTS, kinds={"polars", "duckdb"}, **COMMON,
                      description="What each of the last weekly forecasts (replayed with the data known on its "
                      "date) said for each complete week vs what was collected."),
         dg.AssetSpec(ALERTS_KEY, deps=[*MARTS, VS_ACTUAL_KEY], kinds={"polars", "duckdb"}, **COMMON,
@@ -104,24 +66,66 @@ def cash_forecast(context: dg.AssetExecutionContext, duckdb: DuckDBResource, lan
     ],
     pool="duckdb",
 )
-def forecast_monitoring(context: dg.AssetExecutionContext, duckdb: DuckDBResource, landing: LandingResource):
+def cash_forecast(context: dg.AssetExecutionContext, duckdb: DuckDBResource, landing: LandingResource):
+    """The live forecast and the expected-vs-actual monitoring in one step: both replay the same past
+    forecasts (the live bands calibrate on the last weekly forecasts; each replayed forecast of
+    cash_forecast_vs_actual calibrates on those before it), so one PastForecasts builds each past
+    date once for both."""
     from dataclasses import replace
 
-    from ar_pipeline.lib.forecast.monitor import alerts, vs_actual
-    from ar_pipeline.lib.forecast.scenarios import load_settings
+    from ar_pipeline.lib.forecast.calibration import (
+        ALL,
+        PastForecasts,
+        calibrated_bands,
+        calibration_ratios,
+        weekly_expected,
+    )
+    from ar_pipeline.lib.forecast.model import build_forecast, daily_table, sim_weekly_bands, weekly_table
+    from ar_pipeline.lib.forecast.monitor import alerts, replay_dates, vs_actual
+    from ar_pipeline.lib.forecast.scenarios import load_settings, scenario_weekly
 
     settings = load_settings(analytics_config_dir(landing))
-    cfg = replace(settings.model.config(), n_sims=min(settings.model.n_sims, 300))
+    cfg = settings.model.config()
     ledger = _ledger(duckdb)
-    table, forecasts = vs_actual(ledger.invoices, ledger.data_end, cfg, settings.alerts.past_forecasts)
+    n_past = settings.alerts.past_forecasts
+    # expected vs actual first: its replayed dates' open books are kept for the alerts (every other
+    # past date keeps its weekly sums only), then dropped before the live forecast's simulations
+    past = PastForecasts(ledger.invoices, cfg, keep=set(replay_dates(ledger.data_end, n_past)))
+    # monitoring simulates at most 300 draws, where a replayed week falls back to the simulated band
+    table, forecasts = vs_actual(ledger.invoices, ledger.data_end, replace(cfg, n_sims=min(cfg.n_sims, 300)), n_past,
+                                 past)
     out = alerts(table, forecasts, ledger.invoices, settings.alerts.deviation_pct, settings.alerts.top_customers,
                  ledger.home_currency)
+    del forecasts
+    past.release()
+    fc = build_forecast(ledger.invoices, ledger.data_end, cfg, open_amounts=ledger.open_amounts())
+    ratios = calibration_ratios(past, ledger.data_end, cfg.conformal_window, cfg.conformal_scale_window)
+    bands = calibrated_bands(weekly_expected(fc), sim_weekly_bands(fc), ratios, cfg.conformal_min)
+    daily, weekly = daily_table(fc, ledger.home_currency), weekly_table(fc, ledger.home_currency, bands)
+    scen = scenario_weekly(fc, cfg, settings.scenarios, settings.cash_position, ledger.home_currency,
+                           ratios.get(ALL))
     with duckdb.get_connection() as conn:
+        write_table(conn, "cash_forecast_daily", daily)
+        write_table(conn, "cash_forecast_weekly", weekly)
+        write_table(conn, "cash_forecast_scenarios", scen)
         write_table(conn, "cash_forecast_vs_actual", table)
         write_table(conn, "forecast_alerts", out)
-    context.log.info(f"{out.height} forecast alert(s) over {table['week_start'].n_unique()} complete week(s)")
-    yield dg.MaterializeResult(asset_key=VS_ACTUAL_KEY, metadata={"dagster/row_count": table.height,
-                                                                  "as_of_date": str(ledger.data_end)})
+    total = weekly.filter(weekly["currency"] == "ALL")["expected_home"].sum()
+    context.log.info(f"Forecast as of {ledger.data_end}: {total:,.0f} {ledger.home_currency} over 13 weeks; "
+                     f"{len(past.built)} past forecasts replayed, each once, for both the expected-vs-actual table "
+                     f"and the live bands; {out.height} forecast "
+                     f"alert(s) over {table['week_start'].n_unique()} complete week(s)")
+    meta = {"as_of_date": str(ledger.data_end), "seed": cfg.seed, "n_sims": cfg.n_sims,
+            "conformal_weeks": int((weekly["band_source"] == "conformal").sum())}
+    yield dg.MaterializeResult(asset_key=DAILY_KEY, metadata={**meta, "dagster/row_count": daily.height})
+    yield dg.MaterializeResult(asset_key=WEEKLY_KEY, metadata={
+        **meta, "dagster/row_count": weekly.height, "expected_13_weeks_home": float(total),
+        "open_invoices": fc.book.invoices.height})
+    yield dg.MaterializeResult(asset_key=SCENARIOS_KEY, metadata={
+        **meta, "dagster/row_count": scen.height, "scenarios": len(settings.scenarios)})
+    yield dg.MaterializeResult(asset_key=VS_ACTUAL_KEY, metadata={
+        "dagster/row_count": table.height, "as_of_date": str(ledger.data_end),
+        "past_forecasts_built": len(past.built), "past_forecast_dates": len(set(past.built))})
     yield dg.MaterializeResult(asset_key=ALERTS_KEY, metadata={"dagster/row_count": out.height,
                                                                "threshold_pct": settings.alerts.deviation_pct})
 
@@ -143,5 +147,5 @@ def forecast_within_threshold(duckdb: DuckDBResource) -> dg.AssetCheckResult:
 
 @dg.definitions
 def defs() -> dg.Definitions:
-    return dg.Definitions(assets=with_column_schemas([cash_forecast, forecast_monitoring]),
+    return dg.Definitions(assets=with_column_schemas([cash_forecast]),
                           asset_checks=[forecast_within_threshold])

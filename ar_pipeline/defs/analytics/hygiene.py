@@ -29,7 +29,7 @@ from ar_pipeline.lib.cash_application.config import load_yaml_model
 from ar_pipeline.lib.disputes import DisputeRoutingConfig, dispute_tables
 from ar_pipeline.lib.invoice_checks import InvoiceRulesConfig, invoice_issues_from_warehouse
 from ar_pipeline.lib.settings import DBT_PROJECT_DIR
-from ar_pipeline.lib.warehouse import table_exists
+from ar_pipeline.lib.warehouse import marts_as_of, table_exists
 
 ANALYTICS_CONFIG_SUBDIR = "analytics"
 CASH_KEY = dg.AssetKey(["analytics", "cash_application_suggestions"])
@@ -44,16 +44,6 @@ def analytics_config_dir(landing: LandingResource) -> Path:
     exist (an ingest config folder kept elsewhere need not copy the analytics configs)."""
     configured = Path(landing.ingest_config_dir) / ANALYTICS_CONFIG_SUBDIR
     return configured if configured.is_dir() else DBT_PROJECT_DIR.parent / "ingest_configs" / ANALYTICS_CONFIG_SUBDIR
-
-
-def marts_as_of(conn, table: str = "marts.fct_invoices"):
-    """The as-of date the marts were built for (one value per build)."""
-    rows = conn.sql(f"SELECT DISTINCT as_of_date FROM {table}").fetchall()
-    if len(rows) > 1:
-        raise ValueError(f"{table} holds several as_of_date values: {sorted(r[0] for r in rows)}")
-    if not rows:
-        rows = conn.sql("SELECT DISTINCT as_of_date FROM marts.dim_customers").fetchall()
-    return rows[0][0] if rows else None
 
 
 def write_table(conn, name: str, df: pl.DataFrame) -> None:
@@ -83,7 +73,7 @@ def cash_application_suggestions(
     context: dg.AssetExecutionContext, duckdb: DuckDBResource, landing: LandingResource
 ) -> dg.MaterializeResult:
     with duckdb.get_connection() as conn:
-        as_of = marts_as_of(conn)
+        as_of = marts_as_of(conn, required=False)
         out = suggestions_from_warehouse(conn, landing.landing_path(), analytics_config_dir(landing), as_of)
         write_table(conn, "cash_application_suggestions", out)
     per_payment = out.unique("payment_key")
@@ -134,7 +124,7 @@ def invoice_issues(
 ) -> dg.MaterializeResult:
     cfg = load_yaml_model(analytics_config_dir(landing) / "invoice_rules.yaml", InvoiceRulesConfig)
     with duckdb.get_connection() as conn:
-        as_of = marts_as_of(conn)
+        as_of = marts_as_of(conn, required=False)
         issues = invoice_issues_from_warehouse(conn, as_of, cfg)
         out = mark_new(issues, previous_issue_keys(conn)).with_columns(as_of_date=pl.lit(as_of, dtype=pl.Date))
         write_table(conn, "invoice_issues", out)
@@ -201,7 +191,7 @@ def dispute_workflow(
 ):
     cfg = load_yaml_model(analytics_config_dir(landing) / "dispute_routing.yaml", DisputeRoutingConfig)
     with duckdb.get_connection() as conn:
-        as_of = marts_as_of(conn)
+        as_of = marts_as_of(conn, required=False)
         tables = dispute_tables(conn, as_of, cfg)
         for name, df in tables.items():
             write_table(conn, name, df)

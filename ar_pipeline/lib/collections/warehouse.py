@@ -27,6 +27,7 @@ from ar_pipeline.lib.collections.queue import (
 )
 from ar_pipeline.lib.collections.render import render_queue
 from ar_pipeline.lib.collections.store import read_log, read_notes
+from ar_pipeline.lib.warehouse import marts_as_of
 
 QUEUE_TABLE = "analytics.reminder_queue"
 SKIPPED_TABLE = "analytics.reminder_queue_skipped"
@@ -40,15 +41,6 @@ def _columns(conn: duckdb.DuckDBPyConnection, qualified: str) -> set[str]:
         "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ?",
         [schema, table]).fetchall()
     return {r[0] for r in rows}
-
-
-def marts_as_of(conn: duckdb.DuckDBPyConnection) -> date:
-    if not _columns(conn, "marts.fct_invoices"):
-        raise RuntimeError("marts.fct_invoices does not exist: build the marts first (`ar-pipeline run`)")
-    value = conn.execute("SELECT max(as_of_date) FROM marts.dim_customers").fetchall()[0][0]
-    if value is None:
-        raise RuntimeError("marts.dim_customers is empty: no as-of date to build the queue for")
-    return value
 
 
 def _risk_frame(conn: duckdb.DuckDBPyConnection, table: str, key: str, value: str, schema: dict,
@@ -153,7 +145,7 @@ def build_and_store(conn: duckdb.DuckDBPyConnection, policy: CollectionsPolicy, 
                     as_of: date | None = None) -> QueueResult:
     """Build the queue as of the marts' date (or `as_of`, which must match it), render its messages
     and replace analytics.reminder_queue and analytics.reminder_queue_skipped."""
-    marts_date = marts_as_of(conn)
+    marts_date = marts_as_of(conn, required=True)
     if as_of is not None and as_of != marts_date:
         raise RuntimeError(f"the marts are built as of {marts_date}, not {as_of}: run "
                            f"`ar-pipeline run --as-of {as_of}` first")

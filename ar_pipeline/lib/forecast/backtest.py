@@ -30,7 +30,7 @@ import numpy as np
 import polars as pl
 
 from .calibration import ALL, PastForecasts, calibrated_bands, calibration_ratios
-from .model import HORIZON_DAYS, ForecastConfig, _weekly, build_forecast, expected_home_total, known_at, new_billing
+from .model import HORIZON_DAYS, ForecastConfig, _weekly, expected_home_total, known_at, new_billing, simulate
 
 BUCKETS = [(-10**6, 0, "not_due"), (1, 30, "1_30"), (31, 60, "31_60"), (61, 90, "61_90"), (91, 180, "91_180"),
            (181, 10**6, "over_180")]
@@ -113,12 +113,16 @@ def model_weekly(ledger: pl.DataFrame, f: date, cfg: ForecastConfig, past: PastF
     """(expected, p10, p90) of home-value collections per week 1..13 forecast at F; the band is
     calibrated per horizon week on the forecasts before F whose week was complete at F
     (calibration.py), the simulated one where that set is too short."""
-    fc = build_forecast(ledger, f, cfg)
-    tot = expected_home_total(fc.book, fc.new).reshape(13, 7).sum(axis=1)
     past = past or PastForecasts(ledger, cfg)
+    past.check_serves(ledger, cfg)
+    fc = past.forecast(f, keep=False)  # built once: the later dates' calibration reads its expected values
+    tot = expected_home_total(fc.book, fc.new).reshape(13, 7).sum(axis=1)
     ratios = calibration_ratios(past, f, cfg.conformal_window, cfg.conformal_scale_window).get(ALL, [np.array([])] * 13)
-    q = calibrated_bands({ALL: tot}, {ALL: np.quantile(_weekly(fc.sims_home), [0.1, 0.5, 0.9], axis=0)},
-                         {ALL: ratios}, cfg.conformal_min)[ALL][0]
+    q, src = calibrated_bands({ALL: tot}, {ALL: np.full((3, 13), np.nan)}, {ALL: ratios}, cfg.conformal_min)[ALL]
+    if "simulation" in src:  # a calibration set too short for some week: it keeps the simulated band
+        _, sims_home = simulate(fc.book, fc.new, cfg)
+        q = calibrated_bands({ALL: tot}, {ALL: np.quantile(_weekly(sims_home), [0.1, 0.5, 0.9], axis=0)},
+                             {ALL: ratios}, cfg.conformal_min)[ALL][0]
     return tot, q[0], q[2]
 
 

@@ -25,7 +25,7 @@ forward (demo: 89.4% -> 81.3% coverage; k chosen on the tuning history, see the 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 
 import numpy as np
@@ -73,38 +73,107 @@ def weekly_expected(fc: Forecast) -> dict[str, np.ndarray]:
     return out
 
 
-def weekly_actual(ledger: pl.DataFrame, f: date, known_until: date) -> dict[str, np.ndarray]:
-    """Collected per week 1..13 after F per series (invoice-level: an invoice's amount on its paid
-    date), NaN for weeks ending after `known_until`."""
-    paid = ledger.filter((pl.col("paid_date") > f) & (pl.col("paid_date") <= f + timedelta(days=HORIZON_DAYS))
-                         & (pl.col("paid_date") <= known_until))
+def _paid_weekly(ledger: pl.DataFrame, f: date, currencies: list[str]) -> dict[str, np.ndarray]:
+    """Collected per week 1..13 after F per series (`currencies`, in their amount, and 'ALL' at home
+    value; invoice-level: an invoice's amount on its paid date), every paid date of the 13 weeks."""
+    paid = ledger.filter((pl.col("paid_date") > f) & (pl.col("paid_date") <= f + timedelta(days=HORIZON_DAYS)))
     week = paid.select(((pl.col("paid_date") - pl.lit(f)).dt.total_days() - 1) // 7 + 1)[:, 0].to_numpy()
-    complete = np.array([f + timedelta(days=7 * w) <= known_until for w in range(1, 14)])
     week = week.astype(np.int64) - 1
     out = {}
     cur = paid["currency"].to_numpy()
-    for c in sorted(set(ledger["currency"].to_list())):
+    for c in currencies:
         m = cur == c
         out[c] = np.bincount(week[m], weights=paid["amount"].to_numpy()[m], minlength=13)[:13]
     out[ALL] = np.bincount(week, weights=paid["amount_home"].to_numpy(), minlength=13)[:13]
-    return {c: np.where(complete, v, np.nan) for c, v in out.items()}
+    return out
+
+
+def _currencies(ledger: pl.DataFrame) -> list[str]:
+    return sorted(set(ledger["currency"].to_list()))
+
+
+def _mask_incomplete(weekly: dict[str, np.ndarray], f: date, known_until: date) -> dict[str, np.ndarray]:
+    complete = np.array([f + timedelta(days=7 * w) <= known_until for w in range(1, 14)])
+    return {c: np.where(complete, v, np.nan) for c, v in weekly.items()}
+
+
+def weekly_actual(ledger: pl.DataFrame, f: date, known_until: date) -> dict[str, np.ndarray]:
+    """Collected per week 1..13 after F per series (invoice-level: an invoice's amount on its paid
+    date), NaN for weeks ending after `known_until`. A week complete by `known_until` only holds paid
+    dates up to its end, so its sum does not depend on `known_until` (PastForecasts.actual reads the
+    ledger once per F)."""
+    return _mask_incomplete(_paid_weekly(ledger, f, _currencies(ledger)), f, known_until)
+
+
+def model_config(cfg: ForecastConfig) -> ForecastConfig:
+    """`cfg` with the settings that do not change a forecast's open book, new billing and expected
+    values (simulation, band calibration) at their defaults."""
+    d = ForecastConfig()
+    return replace(cfg, n_sims=d.n_sims, seed=d.seed, rho_global=d.rho_global, rho_customer=d.rho_customer,
+                   new_volume_sigma=d.new_volume_sigma, conformal_window=d.conformal_window,
+                   conformal_min=d.conformal_min, conformal_scale_window=d.conformal_scale_window)
 
 
 @dataclass
 class PastForecasts:
-    """Expected weekly collections of past forecast dates, each rebuilt from the ledger as known
-    then (no simulation), memoised: the backtest and the expected-vs-actual replay ask for the same
-    dates many times."""
+    """Past forecast dates, each rebuilt at most once from the ledger as known then (no simulation),
+    memoised with its weekly expected and collected amounts. The live forecast's band calibration,
+    the expected-vs-actual replay (each of whose past forecasts is calibrated on the forecasts before
+    it) and the backtest ask for the same dates many times; one instance serves all of them.
+    `built` lists the dates built, in order. The built forecast itself (open book, new billing) is
+    kept for the dates in `keep` (the expected-vs-actual replay reads them; keeping every date would
+    hold every past open book in memory), only its weekly expected for the others."""
 
     ledger: pl.DataFrame
     cfg: ForecastConfig
+    keep: set[date] = field(default_factory=set)
+    built: list[date] = field(default_factory=list)
     _cache: dict[date, dict[str, np.ndarray]] = field(default_factory=dict)
+    _forecasts: dict[date, Forecast] = field(default_factory=dict)
+    _paid: dict[date, dict[str, np.ndarray]] = field(default_factory=dict)
     _scales: dict[tuple[date, int], dict[str, float | None]] = field(default_factory=dict)
+    _ledger_currencies: list[str] | None = None
+
+    def _build(self, f: date) -> Forecast:
+        fc = build_forecast(self.ledger, f, self.cfg, simulate_bands=False)
+        self.built.append(f)
+        self._cache[f] = weekly_expected(fc)
+        if f in self.keep:
+            self._forecasts[f] = fc
+        return fc
 
     def expected(self, f: date) -> dict[str, np.ndarray]:
+        """Expected collections per week 1..13 of the forecast at F, per series (weekly_expected)."""
         if f not in self._cache:
-            self._cache[f] = weekly_expected(build_forecast(self.ledger, f, self.cfg, simulate_bands=False))
+            self._build(f)
         return self._cache[f]
+
+    def forecast(self, f: date, keep: bool = True) -> Forecast:
+        """The forecast at F without simulation; with `keep`, F joins `keep` (a date built earlier
+        without being kept is rebuilt)."""
+        if keep:
+            self.keep.add(f)
+        return self._forecasts[f] if f in self._forecasts else self._build(f)
+
+    def release(self) -> None:
+        """Drop the kept forecasts (their open books are the bulk of the memory); the weekly sums stay."""
+        self.keep.clear()
+        self._forecasts.clear()
+
+    def actual(self, f: date, known_until: date) -> dict[str, np.ndarray]:
+        """weekly_actual(ledger, F, known_until), the ledger read once per F."""
+        if f not in self._paid:
+            if self._ledger_currencies is None:
+                self._ledger_currencies = _currencies(self.ledger)
+            self._paid[f] = _paid_weekly(self.ledger, f, self._ledger_currencies)
+        return _mask_incomplete(self._paid[f], f, known_until)
+
+    def check_serves(self, ledger: pl.DataFrame, cfg: ForecastConfig) -> None:
+        """Raise unless this instance replays this very ledger frame with the model settings of `cfg`."""
+        if ledger is not self.ledger:
+            raise ValueError("these past forecasts replay another ledger frame")
+        if model_config(cfg) != model_config(self.cfg):
+            raise ValueError(f"these past forecasts use other model settings: {self.cfg} vs {cfg}")
 
 
 def _raw_pairs(past: PastForecasts, f: date, window: int) -> dict[str, list[list[tuple[int, float]]]]:
@@ -115,7 +184,7 @@ def _raw_pairs(past: PastForecasts, f: date, window: int) -> dict[str, list[list
     for j in range(1, window + 13):
         fp = f - timedelta(days=7 * j)
         exp = past.expected(fp)
-        act = weekly_actual(past.ledger, fp, f)
+        act = past.actual(fp, f)
         for c, e in exp.items():
             a = act.get(c)
             if a is None:

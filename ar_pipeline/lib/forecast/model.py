@@ -108,12 +108,18 @@ def km_hazard(entry: np.ndarray, exit_: np.ndarray, event: np.ndarray, group: np
     e = np.clip(entry, t_min, t_max) - t_min
     x = np.clip(exit_, t_min, t_max) - t_min
     ok = x >= e
-    events = np.zeros((n_groups, width + 1))
-    delta = np.zeros((n_groups, width + 1))
-    np.add.at(delta, (group[ok], e[ok]), weight[ok])
-    np.add.at(delta, (group[ok], x[ok] + 1), -weight[ok])
+    cells = n_groups * (width + 1)
+    row = np.asarray(group, dtype=np.int64)[ok] * (width + 1)
+    w = np.asarray(weight, dtype=np.float64)
+    # np.bincount adds the weights in item order, entries first and then exits: the very additions
+    # of accumulating them cell by cell in that order (np.add.at), only faster (float64 also when
+    # there is no item: bincount then returns integers)
+    delta = np.asarray(np.bincount(np.concatenate([row + e[ok], row + x[ok] + 1]).astype(np.int64),
+                                   weights=np.concatenate([w[ok], -w[ok]]), minlength=cells),
+                       dtype=np.float64).reshape(n_groups, width + 1)
     ev = ok & event & (exit_ <= t_max)
-    np.add.at(events, (group[ev], x[ev]), weight[ev])
+    events = np.asarray(np.bincount((np.asarray(group, dtype=np.int64)[ev] * (width + 1) + x[ev]).astype(np.int64),
+                                    weights=w[ev], minlength=cells), dtype=np.float64).reshape(n_groups, width + 1)
     return events[:, :width], np.cumsum(delta, axis=1)[:, :width]
 
 
@@ -269,11 +275,13 @@ def weekday_factors(hist: pl.DataFrame, group: np.ndarray, hazard: np.ndarray) -
     w = hist["_w"].to_numpy()
     due_wd = hist.select(pl.col("due_date").dt.weekday() - 1)[:, 0].to_numpy().astype(np.int64)  # Mon=0
     n_groups = hazard.shape[0]
-    _, at_risk = km_hazard(hist["entry"].to_numpy(), hist["exit"].to_numpy(), hist["event"].to_numpy(),
-                           group * 7 + due_wd, n_groups * 7, T_MIN, T_MAX, w)
     width = T_MAX - T_MIN + 1
-    expected_rows = at_risk.reshape(n_groups, 7, width) * hazard[:, None, :]  # (group, due weekday, t)
-    per_due_wd_t = expected_rows.sum(axis=0)  # (7, width)
+    entry, exit_, event = hist["entry"].to_numpy(), hist["exit"].to_numpy(), hist["event"].to_numpy()
+    per_due_wd_t = np.zeros((7, width))  # expected payments per (due weekday, t), summed over groups
+    for d in range(7):  # one due weekday at a time: (groups, t) arrays rather than 7 times as large
+        m = due_wd == d
+        _, at_risk = km_hazard(entry[m], exit_[m], event[m], group[m], n_groups, T_MIN, T_MAX, w[m])
+        per_due_wd_t[d] = (at_risk * hazard).sum(axis=0)
     t = np.arange(width) + T_MIN
     cal_wd = (np.arange(7)[:, None] + t[None, :]) % 7
     expected = np.bincount(cal_wd.ravel(), weights=per_due_wd_t.ravel(), minlength=7)
@@ -324,8 +332,9 @@ def new_billing(ledger: pl.DataFrame, f: date, cfg: ForecastConfig, pmf: np.ndar
                  .sort("currency", "customer_id"))
         currencies = sorted(set(rates["currency"].to_list()))
         amt, home = np.zeros((len(currencies), HORIZON_DAYS)), np.zeros((len(currencies), HORIZON_DAYS))
+        kernels = np.cumsum(pmfs, axis=1)
         for cur, cust, a, ah in rates.iter_rows():
-            kernel = np.cumsum(pmfs[cidx[cust]])  # recent billing is known at F, so the customer is too
+            kernel = kernels[cidx[cust]]  # recent billing is known at F, so the customer is too
             j = currencies.index(cur)
             amt[j] += a / cfg.run_rate_days * kernel
             home[j] += ah / cfg.run_rate_days * kernel

@@ -18,7 +18,7 @@ import polars as pl
 
 from .backtest import actual_weekly
 from .calibration import ALL, PastForecasts, calibrated_bands, calibration_ratios
-from .model import Forecast, ForecastConfig, _weekly, build_forecast, expected_home_total
+from .model import Forecast, ForecastConfig, _weekly, expected_home_total, simulate
 
 VS_ACTUAL_SCHEMA = {
     "forecast_date": pl.Date, "week": pl.Int64, "week_start": pl.Date, "week_end": pl.Date,
@@ -32,22 +32,34 @@ ALERT_SCHEMA = {
 }
 
 
+def replay_dates(as_of: date, n_forecasts: int) -> list[date]:
+    """The weekly forecast dates replayed against actuals: as_of - 7j, j = n_forecasts .. 1 (oldest first)."""
+    return [as_of - timedelta(days=7 * j) for j in range(n_forecasts, 0, -1)]
+
+
 def vs_actual(ledger: pl.DataFrame, as_of: date, cfg: ForecastConfig, n_forecasts: int,
               past: PastForecasts | None = None) -> tuple[pl.DataFrame, dict[date, Forecast]]:
     """One row per (past forecast date, week) with a complete week (ending on or before as_of).
     p10/p90 are each past forecast's own weekly band as it was published: calibrated on the
-    forecasts before its date (calibration.py), simulated where that set was too short."""
+    forecasts before its date (calibration.py), simulated (with `cfg`'s n_sims and seed) where that
+    set was too short. `past` may be shared with the live forecast's calibration (same ledger frame
+    and model settings): each past forecast is then built once for both. The forecasts returned
+    carry no simulation (the alerts read their open books)."""
     rows, forecasts = [], {}
-    past = past or PastForecasts(ledger, cfg)
-    for j in range(n_forecasts, 0, -1):
-        f = as_of - timedelta(days=7 * j)
-        fc = build_forecast(ledger, f, cfg)
+    dates = replay_dates(as_of, n_forecasts)
+    past = past or PastForecasts(ledger, cfg, keep=set(dates))
+    past.check_serves(ledger, cfg)
+    for f in dates:
+        fc = past.forecast(f)
         forecasts[f] = fc
         exp = expected_home_total(fc.book, fc.new).reshape(13, 7).sum(axis=1)
         ratios = calibration_ratios(past, f, cfg.conformal_window, cfg.conformal_scale_window).get(
             ALL, [np.array([])] * 13)
-        q3 = calibrated_bands({ALL: exp}, {ALL: np.quantile(_weekly(fc.sims_home), [0.1, 0.5, 0.9], axis=0)},
-                              {ALL: ratios}, cfg.conformal_min)[ALL][0]
+        q3, src = calibrated_bands({ALL: exp}, {ALL: np.full((3, 13), np.nan)}, {ALL: ratios}, cfg.conformal_min)[ALL]
+        if "simulation" in src:  # a calibration set too short for some week: it keeps the simulated band
+            _, sims_home = simulate(fc.book, fc.new, cfg)
+            q3 = calibrated_bands({ALL: exp}, {ALL: np.quantile(_weekly(sims_home), [0.1, 0.5, 0.9], axis=0)},
+                                  {ALL: ratios}, cfg.conformal_min)[ALL][0]
         q = q3[[0, 2]]
         act = actual_weekly(ledger, f, as_of)
         for w in range(13):
