@@ -53,8 +53,9 @@ TINY = _ledger([
 
 
 def test_hand_checked_features() -> None:
-    f = build_features(TINY, events=pl.DataFrame({"customer_id": ["A", "A"], "event_type": [
-        "dispute_opened", "credit_memo_issued"], "event_date": [D("2025-02-19"), D("2025-02-20")]}))
+    f = build_features(TINY, events=pl.DataFrame({"customer_id": ["A", "A", "A", "A", "B"], "event_type": [
+        "dispute_opened", "credit_memo_issued", "reminder_sent", "reminder_sent", "reminder_sent"],
+        "event_date": [D("2025-02-19"), D("2025-02-20"), D("2025-02-03"), D("2025-02-20"), D("2025-01-05")]}))
     a4 = f.filter(pl.col("invoice_key") == "a4").row(0, named=True)
     # settled strictly before 2025-02-20: a1 (paid 02-10, +10 late) and a2 (02-14, on time)
     assert a4["hist_count"] == 2 and a4["late_share"] == 0.5
@@ -68,6 +69,8 @@ def test_hand_checked_features() -> None:
     assert a4["terms_days"] == 30 and a4["issue_dom"] == 20
     # the dispute (02-19) is before the issue date; the credit memo (02-20, same day) is not
     assert a4["disputes_before"] == 1 and a4["credit_memos_before"] == 0
+    # reminders to A: 02-03 counts, 02-20 (same day) does not; B's reminder is B's
+    assert a4["reminders_before"] == 1
     a1 = f.filter(pl.col("invoice_key") == "a1").row(0, named=True)
     assert a1["has_history"] == 0 and a1["hist_count"] == 0 and a1["open_count"] == 0
     # A's first invoice: no settlement of anyone before it, neutral prior 0.5
@@ -98,6 +101,31 @@ def test_hand_checked_trend_slope() -> None:
     assert c4["trend_projection_days"] == pytest.approx(slope * (likely - x.mean()))
     # fewer than three settled invoices: no slope
     assert f.row(2, named=True)["slope_days_late"] == 0.0 and f.row(2, named=True)["trend_projection_days"] == 0.0
+
+
+def test_history_reads_sent_reminders_once_collections_has_a_log(tmp_path: Path) -> None:
+    import duckdb
+
+    from ar_pipeline.lib.collections.store import DDL
+    from ar_pipeline.lib.prediction.data import load_events
+
+    conn = duckdb.connect(str(tmp_path / "ar.duckdb"))
+    conn.execute("""create schema marts;
+        create table marts.fct_ar_events (customer_id varchar, event_type varchar, event_date date);
+        insert into marts.fct_ar_events values ('A', 'dispute_opened', '2026-02-01'), ('A', 'payment', '2026-02-02')""")
+    before = load_events(conn)  # no reminder log yet: the marts' events only
+    assert before.rows() == [("A", "dispute_opened", D("2026-02-01"))]
+    conn.execute(DDL)
+    log = """insert into analytics.reminder_log (reminder_id, as_of_date, customer_id, level, channel, status,
+             status_at) values (?, '2026-03-01', ?, 'friendly', 'email', ?, ?)"""
+    for rid, cust, status, at in [("r1", "A", "queued", "2026-03-01 09:00:00+00"),
+                                  ("r1", "A", "sent", "2026-03-01 23:30:00-05"),  # 04:30 UTC on 03-02
+                                  ("r2", "B", "failed", "2026-03-01 10:00:00+00"),
+                                  ("r3", "B", "called", "2026-03-03 10:00:00+00")]:
+        conn.execute(log, [rid, cust, status, at])
+    events = load_events(conn).sort("event_date")
+    assert events.rows() == [("A", "dispute_opened", D("2026-02-01")), ("A", "reminder_sent", D("2026-03-02")),
+                             ("B", "reminder_sent", D("2026-03-03"))]
 
 
 def _shuffle_after(ledger: pl.DataFrame, pivot: date, seed: int) -> pl.DataFrame:

@@ -1,4 +1,5 @@
-"""Read the prediction inputs from the marts (marts.fct_invoices, fct_ar_events, dim_customers)."""
+"""Read the prediction inputs from the marts (marts.fct_invoices, fct_ar_events, dim_customers) and,
+once collections has sent any, the reminders in analytics.reminder_log."""
 
 from __future__ import annotations
 
@@ -6,6 +7,10 @@ from dataclasses import dataclass
 from datetime import date
 
 import polars as pl
+
+from ar_pipeline.lib.warehouse import table_exists
+
+from .features import REMINDER_EVENT
 
 
 @dataclass(frozen=True)
@@ -34,6 +39,21 @@ where event_type in ('dispute_opened', 'credit_memo_issued', 'credit_note', 'wri
   and customer_id is not null and event_date is not null
 """
 CUSTOMERS_SQL = "select customer_id, segment, region from marts.dim_customers"
+#: reminders delivered (e-mail sent or call made), dated by when that happened in UTC
+REMINDERS_SQL = f"""
+select customer_id, '{REMINDER_EVENT}' as event_type, cast(timezone('UTC', status_at) as date) as event_date
+from analytics.reminder_log
+where status in ('sent', 'called') and customer_id is not null
+"""
+
+
+def load_events(conn) -> pl.DataFrame:
+    """Dated customer events: disputes, credit memos and write-offs from the marts, plus reminders sent
+    when analytics.reminder_log exists (it appears once `ar-pipeline reminders` has been used)."""
+    events = conn.sql(EVENTS_SQL).pl()
+    if table_exists(conn, "analytics", "reminder_log"):
+        events = pl.concat([events, conn.sql(REMINDERS_SQL).pl()], how="vertical_relaxed")
+    return events
 
 
 def load_history(conn, home_currency: str = "USD") -> History:
@@ -47,7 +67,7 @@ def load_history(conn, home_currency: str = "USD") -> History:
     ledger = inv.with_columns(pl.col("amount_home").fill_null(0.0))
     return History(
         ledger=ledger,
-        events=conn.sql(EVENTS_SQL).pl(),
+        events=load_events(conn),
         customers=conn.sql(CUSTOMERS_SQL).pl(),
         data_end=data_end,
         home_currency=home_currency,

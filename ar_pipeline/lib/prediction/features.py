@@ -45,7 +45,7 @@ HISTORY_FEATURES = [
 EXPOSURE_FEATURES = ["open_count", "open_amount_log", "overdue_count", "overdue_amount_log",
                      "prev_invoice_count_log"]
 INVOICE_FEATURES = ["amount_log", "amount_rel_log", "terms_days", "is_home_currency", "issue_dow",
-                    "issue_dom", "disputes_before", "credit_memos_before", "write_offs_before"]
+                    "issue_dom", "disputes_before", "credit_memos_before", "write_offs_before", "reminders_before"]
 NUMERIC_FEATURES = HISTORY_FEATURES + EXPOSURE_FEATURES + INVOICE_FEATURES
 ALL_FEATURES = NUMERIC_FEATURES + CATEGORICAL_FEATURES
 #: used by the days-to-pay model only (after ALL_FEATURES in its design matrix): the least-squares
@@ -56,6 +56,8 @@ TIMING_EXTRA_FEATURES = ["slope_days_late", "trend_projection_days"]
 TIMING_FEATURES = ALL_FEATURES + TIMING_EXTRA_FEATURES
 
 CREDIT_EVENTS = ("credit_memo_issued", "credit_note")
+#: a reminder sent (or a collections call made) to the customer, from analytics.reminder_log
+REMINDER_EVENT = "reminder_sent"
 
 
 def _days(a: pl.Expr, b: pl.Expr) -> pl.Expr:
@@ -199,11 +201,12 @@ def build_features(
             e_disp=(pl.col("event_type") == "dispute_opened").cast(pl.Float64),
             e_cred=pl.col("event_type").is_in(list(CREDIT_EVENTS)).cast(pl.Float64),
             e_wo=(pl.col("event_type") == "write_off").cast(pl.Float64),
-        ).filter(pl.col("e_disp") + pl.col("e_cred") + pl.col("e_wo") > 0)
-        t = _asof(t, _running(ev, "_ev", {c: pl.col(c) for c in ["e_disp", "e_cred", "e_wo"]}, by=g), "_ev")
+            e_rem=(pl.col("event_type") == REMINDER_EVENT).cast(pl.Float64),
+        ).filter(pl.col("e_disp") + pl.col("e_cred") + pl.col("e_wo") + pl.col("e_rem") > 0)
+        t = _asof(t, _running(ev, "_ev", {c: pl.col(c) for c in ["e_disp", "e_cred", "e_wo", "e_rem"]}, by=g), "_ev")
     else:
         t = t.with_columns(e_disp=pl.lit(None, pl.Float64), e_cred=pl.lit(None, pl.Float64),
-                           e_wo=pl.lit(None, pl.Float64))
+                           e_wo=pl.lit(None, pl.Float64), e_rem=pl.lit(None, pl.Float64))
 
     if customers is not None and customers.height:
         t = t.join(customers.select(g, "segment", "region").unique(subset=[g], keep="first"), on=g, how="left")
@@ -266,6 +269,7 @@ def build_features(
         disputes_before=z("e_disp"),
         credit_memos_before=z("e_cred"),
         write_offs_before=z("e_wo"),
+        reminders_before=z("e_rem"),
         prior_late_share=prior_late,
         prior_days_to_pay=prior_dtp,
     )

@@ -551,6 +551,7 @@ DRIVER_GROUPS: dict[str, list[str]] = {
     "amount": ["amount_log", "amount_rel_log"],
     "terms": ["terms_days"],
     "disputes_credits": ["disputes_before", "credit_memos_before", "write_offs_before"],
+    "reminders": ["reminders_before"],
     "customer": ["segment", "region", "currency", "source", "is_home_currency"],
     "calendar": ["issue_dow", "issue_dom"],
 }
@@ -594,6 +595,9 @@ def describe(group: str, row: dict[str, Any]) -> str:
     if group == "disputes_credits":
         return (f"{row['disputes_before']:.0f} disputes, {row['credit_memos_before']:.0f} credit memos, "
                 f"{row['write_offs_before']:.0f} write-offs before this invoice")
+    if group == "reminders":
+        n = row["reminders_before"]
+        return f"{n:.0f} reminders sent to this customer before this invoice" if n else "no reminders sent before"
     if group == "customer":
         return f"{row.get('segment') or 'unknown'} segment, {row.get('region') or 'unknown'} region, {row['currency']}"
     return f"issued on day {row['issue_dom']:.0f} of the month"

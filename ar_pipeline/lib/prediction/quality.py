@@ -47,7 +47,7 @@ def feature_suite() -> list[Expectation]:
     for c in ("late_share", "late30_share", "recent_late_share"):
         out += _between(c, 0, 1)
     for c in ("open_count", "overdue_count", "disputes_before", "credit_memos_before", "write_offs_before",
-              "terms_days"):
+              "reminders_before", "terms_days"):
         out += _between(c, 0, None)
     return out
 
