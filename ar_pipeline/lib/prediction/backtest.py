@@ -45,7 +45,8 @@ class Split:
 def feature_table(history: History) -> pl.DataFrame:
     """Features as of each invoice's issue date, with its paid date (null while not fully paid)."""
     feats = build_features(history.ledger, history.events, history.customers, home_currency=history.home_currency)
-    return feats.join(history.ledger.select("invoice_key", "paid_date"), on="invoice_key", how="left")
+    return feats.join(history.ledger.select("invoice_key", "paid_date"), on="invoice_key", how="left",
+                      maintain_order="left")
 
 
 def training_rows(table: pl.DataFrame, cutoff: date) -> pl.DataFrame:
@@ -56,7 +57,8 @@ def training_rows(table: pl.DataFrame, cutoff: date) -> pl.DataFrame:
     known = table.with_columns(
         pl.when(pl.col("paid_date") < cutoff).then(pl.col("paid_date")).otherwise(None).alias("paid_date"))
     labels = label_frame(known, cutoff - timedelta(days=1))
-    return (known.filter(pl.col("invoice_date") < cutoff).join(labels, on="invoice_key", how="inner")
+    return (known.filter(pl.col("invoice_date") < cutoff)
+            .join(labels, on="invoice_key", how="inner", maintain_order="left")
             .filter(pl.col("late").is_not_null()))
 
 
@@ -64,7 +66,8 @@ def split(table: pl.DataFrame, cutoff: date, test_end: date, data_end: date) -> 
     """Training rows as of the cut-off (training_rows); test rows: issued in [cutoff, test_end),
     labelled with what is known at the data end."""
     test = table.filter((pl.col("invoice_date") >= cutoff) & (pl.col("invoice_date") < test_end))
-    return Split(training_rows(table, cutoff), test.join(label_frame(test, data_end), on="invoice_key", how="left"))
+    return Split(training_rows(table, cutoff),
+                 test.join(label_frame(test, data_end), on="invoice_key", how="left", maintain_order="left"))
 
 
 def _auc(y: np.ndarray, p: np.ndarray) -> float | None:

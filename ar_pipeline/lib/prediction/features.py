@@ -275,7 +275,9 @@ def build_features(
     )
     extra = ["hist_count", "recent_count", "recent_late_count", "open_amount", "overdue_amount",
              "prev_invoice_count", "prior_late_share", "prior_days_to_pay", "amount_home"]
-    return out.select("invoice_key", "customer_id", "invoice_date", "due_date", *TIMING_FEATURES, *extra)
+    # a total order, so that the same invoices in any input order give the same frame (and model)
+    return (out.select("invoice_key", "customer_id", "invoice_date", "due_date", *TIMING_FEATURES, *extra)
+            .sort("invoice_date", "invoice_key"))
 
 
 def label_frame(ledger: pl.DataFrame, data_end: date) -> pl.DataFrame:
