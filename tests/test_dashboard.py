@@ -122,3 +122,28 @@ def test_every_chart_renders_in_headless_chromium(published: Path) -> None:
         assert driver.save_screenshot(str(ARTIFACTS / "ar_dashboard.png"))
     finally:
         driver.quit()
+
+
+def test_backtest_section_shows_the_model_against_the_customer_history(published: Path, tmp_path: Path) -> None:
+    from ar_pipeline.lib.prediction.backtest import metrics_frame, write_metrics
+
+    db = tmp_path / "ar.duckdb"
+    shutil.copy(published / "ar.duckdb", db)
+    before = write_dashboard(db, tmp_path / "before.html", load_targets()).read_text()
+    assert 'id="chart-backtest"' not in before and "ar-pipeline backtest --cutoff" in before
+
+    def result(version: str, cutoff: str, n_train: int, mae_model: float) -> dict:
+        return {"model_version": version, "cutoff": cutoff, "test_end": "2026-06-29", "n_train": n_train,
+                "n_test": 321, "vs_customer_history": {},
+                "predictors": {"model": {"mae_days": mae_model, "late_auc": 0.912},
+                               "customer_history": {"mae_days": 6.25, "late_auc": 0.876}}}
+
+    with duckdb.connect(str(db)) as conn:
+        # two runs on the same window: the one trained on more data is shown
+        write_metrics(conn, metrics_frame([result("pm-old", "2026-03-01", 100, 9.99),
+                                           result("pm-new", "2026-03-01", 200, 5.43)]))
+    page = write_dashboard(db, tmp_path / "after.html", load_targets()).read_text()
+    assert 'id="chart-backtest"' in page
+    assert ("<td>01 Mar 2026 → 29 Jun 2026</td><td>5.43</td><td>6.25</td><td>0.912</td><td>0.876</td>"
+            "<td>321</td>") in page
+    assert "<td>9.99</td>" not in page and page.count("<td>01 Mar 2026 → 29 Jun 2026</td>") == 1

@@ -300,6 +300,52 @@ def _forecast_scenarios(conn: duckdb.DuckDBPyConnection, currency: str) -> str:
     return _figure_html(fig, "chart-scenarios") + f'<p class="note">{html.escape(note)}</p>'
 
 
+BACKTEST_SQL = """
+WITH versions AS (
+    SELECT DISTINCT cutoff, test_end, model_version, n_train, n_test FROM analytics.model_backtest_metrics
+), runs AS (  -- per test window, the run on the most data (largest training set)
+    SELECT *, row_number() OVER (PARTITION BY cutoff, test_end ORDER BY n_train DESC, model_version DESC) AS pick
+    FROM versions
+)
+SELECT r.cutoff, r.test_end, r.n_test,
+       max(m.value) FILTER (m.predictor = 'model' AND m.metric = 'mae_days') AS mae_model,
+       max(m.value) FILTER (m.predictor = 'customer_history' AND m.metric = 'mae_days') AS mae_history,
+       max(m.value) FILTER (m.predictor = 'model' AND m.metric = 'late_auc') AS auc_model,
+       max(m.value) FILTER (m.predictor = 'customer_history' AND m.metric = 'late_auc') AS auc_history
+FROM runs r JOIN analytics.model_backtest_metrics m USING (cutoff, test_end, model_version)
+WHERE r.pick = 1
+GROUP BY ALL ORDER BY r.cutoff, r.test_end
+"""
+
+
+def _model_backtest(conn: duckdb.DuckDBPyConnection) -> str:
+    """How the payment model did against the customer's own history in each backtest window
+    (analytics.model_backtest_metrics, written by `ar-pipeline backtest`): days-to-pay error as bars,
+    late AUC in the table."""
+    import plotly.graph_objects as go
+
+    frame = conn.sql(BACKTEST_SQL).pl()
+    labels = [f"{a:%d %b %Y} → {b:%d %b %Y}" for a, b in zip(frame["cutoff"], frame["test_end"], strict=True)]
+    fig = go.Figure()
+    for col, name in (("mae_model", "payment model"), ("mae_history", "customer's own median")):
+        fig.add_trace(go.Bar(x=labels, y=[None if v is None else float(v) for v in frame[col]], name=name,
+                             hovertemplate="%{x}<br>%{y:.2f} days off on average<extra>" + name + "</extra>"))
+    fig.update_layout(title="Payment model vs the customer's own history: days-to-pay error per backtest window",
+                      barmode="group", yaxis={"title": "Mean absolute error (days)"})
+
+    def num(v, fmt: str) -> str:
+        return "n/a" if v is None else format(v, fmt)
+
+    rows = [(label, num(r["mae_model"], ".2f"), num(r["mae_history"], ".2f"), num(r["auc_model"], ".3f"),
+             num(r["auc_history"], ".3f"), r["n_test"])
+            for label, r in zip(labels, frame.iter_rows(named=True), strict=True)]
+    table = _table(rows, ["test window", "MAE days: model", "MAE days: history", "late AUC: model",
+                          "late AUC: history", "test invoices"])
+    return (_figure_html(fig, "chart-backtest") + table
+            + '<p class="note">Lower error and higher AUC are better. Written by <code>ar-pipeline backtest</code>; '
+              "README 'Risk scores and the backtest' explains the protocol.</p>")
+
+
 def _money_at_risk(conn: duckdb.DuckDBPyConnection, currency: str) -> tuple[str, str]:
     """Top customers by money at risk: the risk scores when built, else overdue AR × the customer's
     historical share of invoices paid late (said so on the page)."""
@@ -480,6 +526,11 @@ def render_dashboard(conn: duckdb.DuckDBPyConnection, targets: DashboardTargets)
         sections.append(f"<section>{_cash_forecast(conn, currency)}</section>")
         if table_exists(conn, "analytics", "cash_forecast_scenarios"):
             sections.append(f"<section>{_forecast_scenarios(conn, currency)}</section>")
+    if table_exists(conn, "analytics", "model_backtest_metrics"):
+        sections.append(f"<section>{_model_backtest(conn)}</section>")
+    else:
+        sections.append(_not_built("Payment model backtest", "No backtest has been run on this data: `ar-pipeline "
+                                   "backtest --cutoff YYYY-MM-DD` writes analytics.model_backtest_metrics."))
     sections.append(
         "<section><h2>Open alerts</h2>"
         + (
