@@ -122,7 +122,9 @@ class PaymentModel:
     @property
     def version(self) -> str:
         kinds = "-".join([self.classifier_kind["late"], self.classifier_kind["late30"], self.timing_kind])
-        digest = hashlib.sha1(f"{self.data_cutoff}|{self.seed}|{self.n_train}|{kinds}".encode()).hexdigest()[:8]
+        # the feature list too: the same data under code with other features is another model
+        key = f"{self.data_cutoff}|{self.seed}|{self.n_train}|{kinds}|{','.join(TIMING_FEATURES)}"
+        digest = hashlib.sha1(key.encode()).hexdigest()[:8]
         return f"pm-{self.data_cutoff.isoformat()}-{digest}"
 
     def metadata(self) -> dict[str, Any]:
