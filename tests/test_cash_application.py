@@ -3,7 +3,8 @@ auto-applied, the bank-statement layout, and precision/recall on generated truth
 
 from __future__ import annotations
 
-from datetime import date
+import itertools
+from datetime import date, timedelta
 from pathlib import Path
 
 import polars as pl
@@ -15,6 +16,7 @@ from ar_pipeline.lib.cash_application import (
     AnalyticsConfigError,
     BankStatementLayout,
     CashApplicationConfig,
+    Matcher,
     evaluate,
     load_yaml_model,
     match_payments,
@@ -162,12 +164,109 @@ def test_noise_gets_no_invoice() -> None:
     assert out["match_pattern"][0] == "no_match" and out["invoice_key"][0] is None
 
 
+# ----------------------------------------------------------------------------- exact sums over all open invoices
+def many_invoices(n: int, seed: int = 3, cid: str = "c9", name: str = "Granite Peak Supply Inc") -> list[dict]:
+    """n open invoices of one customer, oldest first, random amounts 100.00-5,000.00."""
+    import random
+
+    rng = random.Random(seed)
+    return [{"invoice_key": f"g:{k:03d}", "invoice_number": f"G{k:03d}", "customer_id": cid, "customer_name": name,
+             "currency": "USD", "open_amount": rng.randint(10_000, 500_000) / 100, "exchange_rate": 1.0,
+             "due_date": date(2025, 1, 1) + timedelta(days=k)} for k in range(n)]
+
+
+def fitting_sets(rows: list[dict], amount: float, max_k: int = 4) -> list[tuple[str, ...]]:
+    """Brute-force oracle: every set of up to max_k invoices adding up to amount to the cent."""
+    cents = {r["invoice_key"]: round(r["open_amount"] * 100) for r in rows}
+    target = round(amount * 100)
+    return [c for k in range(1, max_k + 1) for c in itertools.combinations(sorted(cents), k)
+            if sum(cents[x] for x in c) == target]
+
+
+def test_pair_hidden_among_25_open_invoices_is_found_and_auto_applied() -> None:
+    rows = many_invoices(25)
+    amount = round(rows[20]["open_amount"] + rows[23]["open_amount"], 2)  # both beyond the 18 oldest
+    assert fitting_sets(rows, amount) == [("g:020", "g:023")]  # the case: exactly one set fits
+    out = match_one(amount, "", "Granite Peak Supply", book=pl.DataFrame(rows))
+    assert applied(out) == (True, ["g:020", "g:023"]) and out["match_pattern"][0] == "name_subset_sum"
+    # near miss: a cent more fits no set of open invoices
+    assert fitting_sets(rows, amount + 0.01) == []
+    assert not match_one(amount + 0.01, "", "Granite Peak Supply", book=pl.DataFrame(rows))["auto_apply"].any()
+
+
+def test_two_pairs_fitting_among_25_open_invoices_are_ambiguous() -> None:
+    rows = many_invoices(25)
+    amount = round(rows[19]["open_amount"] + rows[22]["open_amount"], 2)
+    rows[24]["open_amount"] = round(amount - rows[21]["open_amount"], 2)  # 21 + 24 fits as well
+    assert rows[24]["open_amount"] > 0
+    assert fitting_sets(rows, amount) == [("g:019", "g:022"), ("g:021", "g:024")]
+    out = match_one(amount, "", "Granite Peak Supply", book=pl.DataFrame(rows))
+    assert not out["auto_apply"].any() and out["match_pattern"][0] == "ambiguous_amount"
+    assert "G019, G022" in out["explanation"][0] and "G021, G024" in out["explanation"][0]
+
+
+def test_four_invoice_subset_and_no_invoice_used_twice() -> None:
+    rows = many_invoices(12, seed=5)
+    amount = round(sum(rows[k]["open_amount"] for k in (1, 4, 7, 10)), 2)
+    assert fitting_sets(rows, amount) == [("g:001", "g:004", "g:007", "g:010")]
+    out = match_one(amount, "", "Granite Peak Supply", book=pl.DataFrame(rows))
+    assert applied(out) == (True, ["g:001", "g:004", "g:007", "g:010"])
+    # twice one invoice's amount: only two different invoices of that amount may make it
+    rows = many_invoices(12, seed=5)
+    double = round(2 * rows[3]["open_amount"], 2)
+    assert fitting_sets(rows, double) == []
+    assert not match_one(double, "", "Granite Peak Supply", book=pl.DataFrame(rows))["auto_apply"].any()
+    rows[8]["open_amount"] = rows[3]["open_amount"]
+    out = match_one(double, "", "Granite Peak Supply", book=pl.DataFrame(rows))
+    assert applied(out) == (True, ["g:003", "g:008"])
+
+
+def test_exact_subsets_order_fewer_invoices_then_oldest() -> None:
+    rows = many_invoices(25)
+    a = rows[5]["open_amount"]
+    rows[9]["open_amount"] = a  # a second single
+    rows[20]["open_amount"], rows[2]["open_amount"] = round(a - 50.0, 2), 50.0  # and a pair
+    m = Matcher(pl.DataFrame(rows), CFG)
+    got = [[i.key for i in s] for s in m.exact_subsets(m.by_customer["c9"], a, "USD")]
+    want = [list(c) for c in fitting_sets(rows, a)]
+    want.sort(key=lambda c: (len(c), c))
+    assert got == want[:3] and got[:3] == [["g:005"], ["g:009"], ["g:002", "g:020"]]
+
+
+def test_customer_with_500_open_invoices_is_searched_without_blowing_up() -> None:
+    rows = many_invoices(500, seed=11)
+    m = Matcher(pl.DataFrame(rows), CFG)
+    pool = m.by_customer["c9"]
+    # a pair among the newest invoices is found over the whole open set, no invoice twice
+    amount = round(rows[480]["open_amount"] + rows[497]["open_amount"], 2)
+    subsets = [[i.key for i in s] for s in m.exact_subsets(pool, amount, "USD")]
+    assert ["g:480", "g:497"] in subsets and all(len(set(s)) == len(s) for s in subsets)
+    # 3-4 invoice sums of 500 invoices hit almost any amount: found, but never auto-applied
+    four = round(sum(rows[k]["open_amount"] for k in (3, 150, 300, 499)), 2)
+    assert m.exact_subsets(pool, four, "USD")
+    single = rows[450]["open_amount"]
+    assert [c for c in fitting_sets(rows, single, max_k=1)] == [("g:450",)]
+    out = match_payments(pl.DataFrame([{
+        "payment_key": f"bank:{k}", "payment_source": "bank_statement", "payment_date": date(2026, 6, 30),
+        "amount": a, "currency": "USD", "reference": "", "payer_name": "Granite Peak Supply", "customer_id": None,
+    } for k, a in enumerate([amount, four, single])], schema=PAYMENT_COLUMNS), pl.DataFrame(rows), CFG)
+    auto = {k: bool(g["auto_apply"].any()) for (k,), g in out.group_by("payment_key")}
+    # among 500 invoices pairs hit an amount by chance too often to trust one: review
+    assert m.chance_pairs(pool, amount, "USD") > 0.01
+    assert auto == {"bank:0": False, "bank:1": False, "bank:2": True}
+    assert applied(out.filter(pl.col("payment_key") == "bank:2")) == (True, ["g:450"])
+
+
 # ----------------------------------------------------------------------------- configs and bank layout
 def test_shipped_configs_validate_and_errors_name_file_and_field(tmp_path: Path) -> None:
     load_yaml_model(CONFIGS / "bank_statement.yaml", BankStatementLayout)
     bad = tmp_path / "cash_application.yaml"
     bad.write_text("auto_apply_min_confidence: 2\n")
     with pytest.raises(AnalyticsConfigError, match=r"cash_application.yaml.*auto_apply_min_confidence"):
+        load_yaml_model(bad, CashApplicationConfig)
+    assert CFG.max_subset_pair_candidates == 500 and CFG.max_subset_candidates == 18  # the shipped file's values
+    bad.write_text("max_subset_pair_candidates: 1\n")
+    with pytest.raises(AnalyticsConfigError, match=r"cash_application.yaml.*max_subset_pair_candidates"):
         load_yaml_model(bad, CashApplicationConfig)
 
 

@@ -79,6 +79,7 @@ class CashApplicationConfig(BaseModel):
     typo_min_length: int = Field(default=4, ge=1)
     max_subset_invoices: int = Field(default=4, ge=1, le=8)
     max_subset_candidates: int = Field(default=18, ge=1, le=40)
+    max_subset_pair_candidates: int = Field(default=500, ge=2, le=3000)
     home_currency: str = Field(default="USD", min_length=3, max_length=3)
     stop_words: list[str] = Field(default_factory=list)
     payout_markers: list[str] = Field(

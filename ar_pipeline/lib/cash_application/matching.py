@@ -16,6 +16,7 @@ auto-applied payment also claims, or one matched on the amount alone.
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import re
 from dataclasses import dataclass, field
@@ -113,6 +114,9 @@ LEGAL_SUFFIXES = {
 BANK_NOISE = {"payment", "from", "pmt", "ach", "wire", "trf", "transfer", "credit", "sepa", "ref"}
 _TOKEN = re.compile(r"[A-Za-z0-9]+(?:[-/][A-Za-z0-9]+)*")
 CENT = 0.005
+# a pair of a customer's many open invoices adding up to the payment is auto-applied only when a
+# pair hitting that amount by chance is this unlikely (expected chance pairs, see Matcher.chance_pairs)
+CHANCE_MAX = 0.01
 
 
 def normalise_name(name: str | None) -> str:
@@ -219,6 +223,8 @@ class Matcher:
         self.customer_names = names
         self.customer_ids = list(names)
         self.customer_norms = [normalise_name(names[c]) for c in self.customer_ids]
+        self._sum_cache: dict[tuple, tuple[list[int], dict[int, list[int]], dict[int, list[tuple[int, int]]]]] = {}
+        self._sorted_sums: dict[tuple, list[int]] = {}
 
     # ------------------------------------------------------------------ evidence
     def customer_scores(self, payer_name: str | None) -> list[tuple[str, float]]:
@@ -314,13 +320,130 @@ class Matcher:
             return AmountFit("partial", diff)
         return AmountFit("none", diff)
 
-    def exact_subsets(
-        self, pool: list[Invoice], amount: float, currency: str, kinds: tuple[str, ...] = ("exact",)
-    ) -> list[list[Invoice]]:
-        """Combinations (up to `max_subset_invoices`) of the pool whose amount fits; at most 3 returned
-        (enough to tell unique from ambiguous)."""
+    def exact_subsets(self, pool: list[Invoice], amount: float, currency: str) -> list[list[Invoice]]:
+        """Sets of up to `max_subset_invoices` invoices of the pool whose open amounts add up to the
+        payment exactly (`fit` kind 'exact': same currency, within half a cent); at most 3 returned
+        (enough to tell unique from ambiguous), fewer invoices first, then oldest first (the pool's
+        order). No invoice is used twice.
+
+        A hash search on whole cents, not brute force, so it covers every invoice of the pool: one
+        invoice by dict lookup, two by complement lookup, three and four by pair sums (meet in the
+        middle). Pair sums cover only the pool's first `max_subset_pair_candidates` invoices (the
+        table grows with the square of the pool); see `exact_search_is_exhaustive`."""
+        pool = [i for i in pool if i.currency == currency]
+        if not pool:
+            return []
+        vals, by_val, pairs = self._sum_index(pool, currency)
+        target = round(amount * 100)
+        window = (target - 1, target, target + 1)  # candidates in cents; `fit` decides what is exact
+        kmax = min(self.cfg.max_subset_invoices, len(pool))
         out: list[list[Invoice]] = []
-        pool = [i for i in pool if self.needed([i], currency) is not None]
+
+        def fits(idx: tuple[int, ...]) -> bool:
+            return self.fit([pool[n] for n in idx], amount, currency, allow_partial=False).kind == "exact"
+
+        def take(found: list[tuple[int, ...]]) -> bool:
+            out.extend([pool[n] for n in idx] for idx in sorted(set(found))[: 3 - len(out)])
+            return len(out) >= 3
+
+        # one invoice
+        if take([(n,) for w in window for n in by_val.get(w, []) if fits((n,))]):
+            return out
+        if kmax >= 2:  # two: the complement of each invoice among later invoices
+            found: list[tuple[int, ...]] = []
+            for i, v in enumerate(vals):
+                for w in window:
+                    lst = by_val.get(w - v, [])
+                    found += [c for j in lst[bisect.bisect_right(lst, i) :][:3] if fits(c := (i, j))]
+                if len(found) >= 3 - len(out):
+                    break  # the oldest first invoice with partners settles the order
+            if take(found):
+                return out
+        m = min(len(pool), self.cfg.max_subset_pair_candidates)
+        if kmax >= 3:  # three: one invoice plus a pair of later invoices
+            found = []
+            for i in range(m):
+                for w in window:
+                    lst = pairs.get(w - vals[i])
+                    if lst:
+                        found += [c for p in lst[bisect.bisect_left(lst, (i + 1,)) :][:3] if fits(c := (i, *p))]
+                if len(found) >= 3 - len(out):
+                    break
+            if take(found):
+                return out
+        if kmax >= 4:  # four: a pair plus a pair of later invoices
+            found = []
+            for i in range(m):
+                for j in range(i + 1, m):
+                    s = vals[i] + vals[j]
+                    for w in window:
+                        lst = pairs.get(w - s)
+                        if lst:
+                            found += [
+                                c for p in lst[bisect.bisect_left(lst, (j + 1,)) :][:3] if fits(c := (i, j, *p))
+                            ]
+                if len(found) >= 3 - len(out):
+                    break
+            take(found)
+        return out
+
+    def _sum_index(
+        self, pool: list[Invoice], currency: str
+    ) -> tuple[list[int], dict[int, list[int]], dict[int, list[tuple[int, int]]]]:
+        """Open amounts of the pool in cents, positions by amount, and pairs (i < j, among the first
+        `max_subset_pair_candidates`) by the sum of their amounts, each list in ascending order.
+        Built once per pool (a customer's open invoices do not change while matching)."""
+        key = (currency, tuple(i.key for i in pool))
+        hit = self._sum_cache.get(key)
+        if hit is not None:
+            return hit
+        vals = [round(i.open_amount * 100) for i in pool]
+        by_val: dict[int, list[int]] = {}
+        for n, v in enumerate(vals):
+            by_val.setdefault(v, []).append(n)
+        pairs: dict[int, list[tuple[int, int]]] = {}
+        if self.cfg.max_subset_invoices >= 2:
+            m = min(len(pool), self.cfg.max_subset_pair_candidates)
+            for i in range(m):
+                vi = vals[i]
+                for j in range(i + 1, m):
+                    pairs.setdefault(vi + vals[j], []).append((i, j))
+        self._sum_cache[key] = (vals, by_val, pairs)
+        return vals, by_val, pairs
+
+    def chance_pairs(self, pool: list[Invoice], amount: float, currency: str) -> float:
+        """Expected number of pairs of the pool (same currency) whose sum hits `amount` to the cent
+        by chance: the density of pair sums per cent within 10% of the amount (counted on the pair
+        table, scaled up to the whole pool when the table covers only its oldest invoices)."""
+        pool = [i for i in pool if i.currency == currency]
+        n = len(pool)
+        if n < 2:
+            return 0.0
+        _vals, _by_val, pairs = self._sum_index(pool, currency)
+        sums = self._sorted_sums.get((currency, tuple(i.key for i in pool)))
+        if sums is None:
+            sums = sorted(v for v, lst in pairs.items() for _ in lst)
+            self._sorted_sums[(currency, tuple(i.key for i in pool))] = sums
+        if not sums:
+            return float("inf")  # no pair table (max_subset_invoices 1): cannot tell
+        target = round(amount * 100)
+        w = max(round(abs(target) * 0.1), 100)
+        near = bisect.bisect_right(sums, target + w) - bisect.bisect_left(sums, target - w)
+        m = min(n, self.cfg.max_subset_pair_candidates)
+        return near / (2 * w + 1) * (n * (n - 1)) / (m * (m - 1))
+
+    def exact_search_is_exhaustive(self, pool: list[Invoice], currency: str) -> bool:
+        """Whether `exact_subsets` saw every combination of the pool (pair sums cover it all)."""
+        n = sum(i.currency == currency for i in pool)
+        return self.cfg.max_subset_invoices <= 2 or n <= self.cfg.max_subset_pair_candidates
+
+    def tolerance_subsets(
+        self, pool: list[Invoice], amount: float, currency: str, kinds: tuple[str, ...] = ("fee", "over", "fx")
+    ) -> list[list[Invoice]]:
+        """Combinations (up to `max_subset_invoices`) of the pool's first `max_subset_candidates`
+        invoices whose amount fits with a tolerance (`kinds`), by brute force; at most 3 returned."""
+        out: list[list[Invoice]] = []
+        pool = [i for i in pool[: self.cfg.max_subset_candidates] if self.needed([i], currency) is not None]
         for k in range(1, min(self.cfg.max_subset_invoices, len(pool)) + 1):
             for combo in itertools.combinations(pool, k):
                 if self.fit(list(combo), amount, currency, allow_partial=False).kind in kinds:
@@ -492,16 +615,34 @@ class Matcher:
             cid, score = top
             named, name_txt = self._name_phrase(cid, scores)
             pool_all = self.by_customer.get(cid, [])
-            pool = pool_all[: self.cfg.max_subset_candidates]
-            exhaustive = len(pool) == len(pool_all)
-            singles = [i for i in pool_all if self.fit([i], amount, currency, allow_partial=False).kind == "exact"]
-            subsets = [[i] for i in singles[:3]]
-            if len(subsets) < 2:
-                subsets += [s for s in self.exact_subsets(pool, amount, currency) if len(s) > 1]
+            n_open = sum(i.currency == currency for i in pool_all)
+            few = n_open <= self.cfg.max_subset_candidates
+            # every open invoice of the customer (hash search), so unique vs ambiguous is judged
+            # over the whole open set; fewer invoices first, then oldest
+            subsets = self.exact_subsets(pool_all, amount, currency)
+            if not few and any(len(s) <= 2 for s in subsets):
+                # among many open invoices some sum of 3-4 of them hits almost any amount by chance:
+                # such sums do not compete with one invoice or a pair
+                subsets = [s for s in subsets if len(s) <= 2]
+            if (
+                len(subsets) > 1
+                and len(subsets[0]) == 1
+                and len(subsets[1]) == 2
+                and self.chance_pairs(pool_all, amount, currency) > CHANCE_MAX
+            ):
+                # one invoice fits and pairs hit this amount by chance this often: the pairs say nothing
+                subsets = [s for s in subsets if len(s) == 1]
             if len(subsets) == 1:
                 invs = subsets[0]
                 multi = len(invs) > 1
-                conf = 0.93 if not multi else (0.92 if exhaustive else 0.85)
+                # a pair is trusted when a chance pair hitting this amount is unlikely; 3-4 invoices
+                # only among few open invoices (and only when the search saw them all)
+                trusted = (
+                    self.exact_search_is_exhaustive(pool_all, currency)
+                    if few
+                    else len(invs) == 2 and self.chance_pairs(pool_all, amount, currency) <= CHANCE_MAX
+                )
+                conf = 0.93 if not multi else (0.92 if trusted else 0.85)
                 if had_refs:
                     conf -= 0.05  # the reference named something else
                 nums = ", ".join(i.number for i in invs)
@@ -538,7 +679,7 @@ class Matcher:
                     cid,
                     self.customer_names.get(cid),
                 )
-            tol = self.exact_subsets(pool, amount, currency, kinds=("fee", "over", "fx"))
+            tol = self.tolerance_subsets(pool_all, amount, currency)
             if len(tol) == 1:
                 invs = tol[0]
                 f = self.fit(invs, amount, currency, allow_partial=False)
