@@ -19,7 +19,7 @@ from pathlib import Path
 
 import duckdb
 
-from ar_pipeline.lib.prediction.backtest import feature_table, rolling_cutoffs, run_backtest
+from ar_pipeline.lib.prediction.backtest import feature_table, run_backtest, run_rolling
 from ar_pipeline.lib.prediction.data import load_history
 from ar_pipeline.lib.prediction.model import TrainConfig
 
@@ -35,11 +35,10 @@ def main() -> None:
     history = load_history(conn)
     conn.close()
     table = feature_table(history)
-    cuts = rolling_cutoffs(date(2026, 9, 1), 6, 60)
-    plan = [(date(2026, 1, 1), None), *zip(cuts, [*cuts[1:], None], strict=True)]
+    results = [run_backtest(history, date(2026, 1, 1), None, cfg, n_boot=200, table=table),
+               *run_rolling(history, date(2026, 9, 1), 6, 60, cfg, n_boot=200, table=table)]
     rows = []
-    for cutoff, end in plan:
-        r = run_backtest(history, cutoff, end, cfg, n_boot=200, table=table)
+    for r in results:
         diff = r["vs_customer_history"]["mae_days_diff"]
         rows.append({"cutoff": r["cutoff"], "test_end": r["test_end"],
                      "mae_model": r["predictors"]["model"]["mae_days"],

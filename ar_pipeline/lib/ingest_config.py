@@ -138,13 +138,18 @@ class AutomationSpec(_Strict):
     @field_validator("timezone")
     @classmethod
     def _tz(cls, value: str) -> str:
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+        return iana_timezone(value)
 
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"timezone {value!r} is not an IANA time zone like 'UTC' or 'America/New_York'") from None
-        return value
+
+def iana_timezone(value: str) -> str:
+    """`value` when it names an IANA time zone (the config validators' shared check), else ValueError."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"{value!r} is not an IANA time zone (e.g. UTC, Europe/Berlin, America/New_York)") from None
+    return value
 
 
 class SourceSpec(_Strict):

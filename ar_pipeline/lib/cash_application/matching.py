@@ -420,10 +420,10 @@ class Matcher:
         if n < 2:
             return 0.0
         _vals, _by_val, pairs = self._sum_index(pool, currency)
-        sums = self._sorted_sums.get((currency, tuple(i.key for i in pool)))
+        key = (currency, tuple(i.key for i in pool))
+        sums = self._sorted_sums.get(key)
         if sums is None:
-            sums = sorted(v for v, lst in pairs.items() for _ in lst)
-            self._sorted_sums[(currency, tuple(i.key for i in pool))] = sums
+            sums = self._sorted_sums[key] = sorted(v for v, lst in pairs.items() for _ in lst)
         if not sums:
             return float("inf")  # no pair table (max_subset_invoices 1): cannot tell
         target = round(amount * 100)

@@ -10,10 +10,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from ar_pipeline.lib.ingest_config import iana_timezone
 
 POLICY_KIND = "collections_policy"
 DEFAULT_POLICY_FILE = "collections_policy.yaml"
@@ -131,12 +133,7 @@ class Timing(_Strict):
     @field_validator("timezone")
     @classmethod
     def _zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"{value!r} is not an IANA time zone (e.g. UTC, Europe/Berlin, America/New_York)") \
-                from None
-        return value
+        return iana_timezone(value)
 
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)

@@ -190,9 +190,10 @@ def rolling_cutoffs(cutoff: date, n: int, step_days: int) -> list[date]:
 
 
 def run_rolling(history: History, cutoff: date, n: int, step_days: int = 60,
-                cfg: TrainConfig | None = None, n_boot: int = 500) -> list[dict[str, Any]]:
+                cfg: TrainConfig | None = None, n_boot: int = 500,
+                table: pl.DataFrame | None = None) -> list[dict[str, Any]]:
     """One backtest per cut-off; each tests up to the next cut-off (the last one to the data end)."""
-    table = feature_table(history)
+    table = feature_table(history) if table is None else table
     cuts = rolling_cutoffs(cutoff, n, step_days)
     ends: list[date | None] = [*cuts[1:], None]
     return [run_backtest(history, c, e, cfg, n_boot, table=table) for c, e in zip(cuts, ends, strict=True)]
